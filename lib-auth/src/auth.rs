@@ -1,0 +1,234 @@
+//! [`Auth`]: the configured library — verifier, policy or remote authorizer — and the entry
+//! point that builds the tower layers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::action::Action;
+use crate::bearer::bearer_token;
+use crate::config::{AuthConfig, Mode, PolicySource};
+use crate::decision::{CompiledPolicy, Decision};
+use crate::error::{AuthError, ConfigError};
+use crate::layer::{AuthenticateLayer, RequireLayer};
+use crate::policy::Policy;
+use crate::principal::Principal;
+use crate::remote::RemoteAuthorizer;
+use crate::verify::TokenVerifier;
+
+/// A future boxed for the slow path (first sight of a token, remote calls).
+pub(crate) type BoxCheck = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+
+/// The outcome of checking a request without waiting: decided now, or needs I/O.
+pub(crate) enum Check {
+    /// Decided from caches alone.
+    Done(Result<Principal, AuthError>),
+    /// Needs a signature check, a key fetch or a remote call.
+    Pending(BoxCheck),
+}
+
+/// What a route requires: a permission `(product, resource, action)`.
+#[derive(Debug, Clone)]
+pub(crate) struct Permission {
+    pub(crate) product: Arc<str>,
+    pub(crate) resource: Arc<str>,
+    pub(crate) action: Action,
+}
+
+/// The library, configured: cheap to clone (one `Arc`), shared by every layer it builds.
+///
+/// ```
+/// use lib_auth::{Action, Auth, AuthConfig};
+///
+/// # fn main() -> Result<(), lib_auth::ConfigError> {
+/// let auth = Auth::new(AuthConfig::default().enabled(true).host("http://auth.internal:4000"))?;
+/// let _read_ledgers = auth.require("midaz", "ledgers", Action::Get); // a tower Layer
+/// let _by_method = auth.require_method("midaz", "ledgers"); // GET→get, POST→post, …
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    enabled: bool,
+    max_token_bytes: usize,
+    engine: Engine,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Disabled,
+    Local(Arc<Local>),
+    Remote(RemoteAuthorizer),
+}
+
+#[derive(Debug)]
+struct Local {
+    verifier: TokenVerifier,
+    policy: CompiledPolicy,
+}
+
+impl Auth {
+    /// Builds the library from a configuration, validating it and loading the policy.
+    ///
+    /// With `enabled: false` the layers let every request through, and one WARN says so.
+    pub fn new(config: AuthConfig) -> Result<Auth, ConfigError> {
+        config.validate()?;
+        let engine = if !config.enabled {
+            tracing::warn!(
+                "PLUGIN_AUTH_ENABLED is false: authentication and authorization are DISABLED, every request is let through"
+            );
+            Engine::Disabled
+        } else {
+            let client = reqwest::Client::builder()
+                .timeout(config.http_timeout)
+                .connect_timeout(config.http_timeout)
+                .pool_idle_timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+            match config.mode {
+                Mode::Local => Engine::Local(Arc::new(Local {
+                    verifier: TokenVerifier::new(&config, client)?,
+                    policy: CompiledPolicy::compile(&load_policy(&config.policy)?)?,
+                })),
+                Mode::Remote => Engine::Remote(RemoteAuthorizer::new(&config, client)?),
+            }
+        };
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                enabled: config.enabled,
+                max_token_bytes: config.max_token_bytes,
+                engine,
+            }),
+        })
+    }
+
+    /// [`Auth::new`] from [`AuthConfig::from_env`].
+    pub fn from_env() -> Result<Auth, ConfigError> {
+        Auth::new(AuthConfig::from_env()?)
+    }
+
+    /// Whether requests are checked at all (`PLUGIN_AUTH_ENABLED`).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    /// A layer that authenticates every request and puts its [`Principal`] into the request's
+    /// extensions; 401 when the token is missing or invalid.
+    pub fn authenticate(&self) -> AuthenticateLayer {
+        AuthenticateLayer::new(self.clone())
+    }
+
+    /// A layer that lets a request through only if its principal may perform `action` on
+    /// `resource` of `product`: 401 without a valid token, 403 when denied.
+    pub fn require(&self, product: &str, resource: &str, action: Action) -> RequireLayer {
+        RequireLayer::new(self.clone(), product, resource, Some(action))
+    }
+
+    /// Like [`require`](Auth::require), with the action taken from the HTTP method
+    /// (`GET`→get, `HEAD`→head, `POST`→post, `PUT`→put, `PATCH`→patch, `DELETE`→delete; any
+    /// other method is refused with 403).
+    pub fn require_method(&self, product: &str, resource: &str) -> RequireLayer {
+        RequireLayer::new(self.clone(), product, resource, None)
+    }
+
+    /// Authenticates the request whose headers are given, and checks `permission` if any.
+    /// Answers from caches when it can; otherwise returns the future that completes the check.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        known: Option<&Principal>,
+        permission: Option<&Permission>,
+    ) -> Check {
+        let token = match bearer_token(headers, self.inner.max_token_bytes) {
+            Ok(token) => token,
+            Err(e) => return Check::Done(Err(e)),
+        };
+        match &self.inner.engine {
+            Engine::Disabled => Check::Done(Err(AuthError::Unavailable {
+                detail: "checked a request while disabled".to_owned(),
+            })),
+            Engine::Local(local) => {
+                let principal = match known.cloned().or_else(|| local.verifier.cached(token)) {
+                    Some(p) => p,
+                    None => {
+                        let local = Arc::clone(local);
+                        let token = token.to_owned();
+                        let permission = permission.cloned();
+                        return Check::Pending(Box::pin(async move {
+                            let principal = local.verifier.verify(&token).await?;
+                            decide_local(&local.policy, principal, permission.as_ref())
+                        }));
+                    }
+                };
+                Check::Done(decide_local(&local.policy, principal, permission))
+            }
+            Engine::Remote(remote) => remote.check(token, known, permission),
+        }
+    }
+
+    /// Authenticates a request from its headers, waiting for I/O if needed.
+    pub async fn authenticate_headers(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        match self.check(headers, None, None) {
+            Check::Done(result) => result,
+            Check::Pending(fut) => fut.await,
+        }
+    }
+
+    /// Decides locally whether `principal` may perform `action` on `resource` of `product`
+    /// (local mode only; in remote mode the decision belongs to the Auth service and this
+    /// returns `None`).
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        product: &str,
+        resource: &str,
+        action: Action,
+    ) -> Option<Decision<'_>> {
+        match &self.inner.engine {
+            Engine::Local(local) => Some(local.policy.decide(principal, product, resource, action)),
+            _ => None,
+        }
+    }
+}
+
+fn decide_local(
+    policy: &CompiledPolicy,
+    principal: Principal,
+    permission: Option<&Permission>,
+) -> Result<Principal, AuthError> {
+    let Some(p) = permission else {
+        return Ok(principal);
+    };
+    match policy.decide(&principal, &p.product, &p.resource, p.action) {
+        Decision::Allow { .. } => Ok(principal),
+        Decision::Deny { reason } => {
+            tracing::debug!(sub = principal.subject(), product = %p.product, resource = %p.resource,
+                action = %p.action, %reason, "denied");
+            Err(AuthError::Forbidden {
+                subject: principal.subject().to_owned(),
+                product: p.product.to_string(),
+                resource: p.resource.to_string(),
+                action: p.action.to_string(),
+            })
+        }
+    }
+}
+
+fn load_policy(source: &PolicySource) -> Result<Policy, ConfigError> {
+    match source {
+        PolicySource::BuiltIn => Ok(Policy::midaz()),
+        PolicySource::File(path) => Ok(Policy::from_file(path)?),
+        PolicySource::Server => Err(ConfigError::InvalidValue {
+            variable: "PLUGIN_AUTH_POLICY",
+            value: "server".to_owned(),
+            expected: "a policy file path or builtin (syncing the policy from the Auth service is not available yet)",
+        }),
+    }
+}

@@ -1,0 +1,539 @@
+//! Configuration: the `PLUGIN_AUTH_*` environment of SPEC §2, or a builder for code.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::keys::VerificationKey;
+use crate::principal::{ClaimMapping, split_path};
+
+/// How decisions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Verify JWTs against the issuer's keys and evaluate RBAC in process (the default: no
+    /// network call per request).
+    #[default]
+    Local,
+    /// Ask the Auth service's `POST /v1/authorize` for every (cached) decision, as Lerian's Go
+    /// `lib-auth` does.
+    Remote,
+}
+
+/// Where the RBAC policy comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PolicySource {
+    /// The built-in Midaz policy (SPEC §6).
+    #[default]
+    BuiltIn,
+    /// A policy file (JSON, SPEC §6 format).
+    File(PathBuf),
+    /// Synchronised from the Auth service's `GET /v1/policy` (needs the client credentials).
+    Server,
+}
+
+/// A secret string whose `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The library's configuration. Every field documents its default; [`AuthConfig::from_env`]
+/// reads them from the environment, the chainable methods set them from code.
+///
+/// ```
+/// use std::time::Duration;
+/// use lib_auth::AuthConfig;
+///
+/// let config = AuthConfig::default()
+///     .enabled(true)
+///     .host("http://auth.internal:4000")
+///     .audience("midaz")
+///     .leeway(Duration::from_secs(10));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// Master switch (`PLUGIN_AUTH_ENABLED`). Default `false`, as in Lerian's library: a service
+    /// must opt in. When `false` the layers pass every request through and one WARN is logged.
+    pub enabled: bool,
+    /// `PLUGIN_AUTH_MODE`. Default [`Mode::Local`].
+    pub mode: Mode,
+    /// Base URL of the Auth service (`PLUGIN_AUTH_HOST`, or `PLUGIN_AUTH_ADDRESS`). No default.
+    pub host: Option<String>,
+    /// Pinned `iss` (`PLUGIN_AUTH_ISSUER`). Default: `host`, which is what our server issues
+    /// when `AUTH_ISSUER` is its public URL. Tokens without `iss` are refused when set.
+    pub issuer: Option<String>,
+    /// Required `aud` (`PLUGIN_AUTH_AUDIENCE`). Default none: `aud` is not checked.
+    pub audience: Option<String>,
+    /// Key source (`PLUGIN_AUTH_JWKS_URL`). Default `{host}/.well-known/jwks.json`.
+    pub jwks_url: Option<String>,
+    /// A JWKS file for offline verification (`PLUGIN_AUTH_JWKS_FILE`, an extension of SPEC §2).
+    /// When set, no key is fetched.
+    pub jwks_file: Option<PathBuf>,
+    /// Keys given in code for offline verification (see [`AuthConfig::static_key`]). When
+    /// non-empty, no key is fetched.
+    pub static_keys: Vec<VerificationKey>,
+    /// The guarded service's own client id (`PLUGIN_AUTH_CLIENT_ID`).
+    pub client_id: Option<String>,
+    /// The guarded service's own client secret (`PLUGIN_AUTH_CLIENT_SECRET`).
+    pub client_secret: Option<Secret>,
+    /// `PLUGIN_AUTH_POLICY`: a file path, `server`, or unset for the built-in policy.
+    pub policy: PolicySource,
+    /// Decision cache TTL (`PLUGIN_AUTH_CACHE_TTL`). Default 30 s; never past a token's `exp`.
+    pub cache_ttl: Duration,
+    /// Clock skew allowed on `exp`/`nbf`/`iat` (`PLUGIN_AUTH_LEEWAY`). Default 30 s.
+    pub leeway: Duration,
+    /// `VALKEY_URL`: shared cache (`redis://…`). Default none: in-process caches only.
+    pub valkey_url: Option<String>,
+    /// Where roles and groups are read from in the claims (`PLUGIN_AUTH_ROLES_CLAIM`,
+    /// `PLUGIN_AUTH_GROUPS_CLAIM`). Default `roles` and `groups`.
+    pub claim_mapping: ClaimMapping,
+    /// Accept tokens whose `typ` is `JWT` or absent (`PLUGIN_AUTH_ACCEPT_JWT_TYP`). Default
+    /// `false`: only `at+jwt`, so an ID token is never taken for an access token. Turn it on only
+    /// for third-party issuers that do not implement RFC 9068.
+    pub accept_plain_jwt: bool,
+    /// Longest token accepted, in bytes. Default 8192.
+    pub max_token_bytes: usize,
+    /// Entries of each in-process cache (verified tokens, decisions). Default 100 000.
+    pub cache_capacity: u64,
+    /// Timeout of every call to the Auth service (JWKS, authorize, token). Default 5 s.
+    pub http_timeout: Duration,
+    /// Least time between two JWKS fetches caused by unknown `kid`s or failures. Default 5 s.
+    pub jwks_min_refresh_interval: Duration,
+    /// Age after which the JWKS is refreshed in the background. Default 5 min.
+    pub jwks_max_age: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: false,
+            mode: Mode::Local,
+            host: None,
+            issuer: None,
+            audience: None,
+            jwks_url: None,
+            jwks_file: None,
+            static_keys: Vec::new(),
+            client_id: None,
+            client_secret: None,
+            policy: PolicySource::BuiltIn,
+            cache_ttl: Duration::from_secs(30),
+            leeway: Duration::from_secs(30),
+            valkey_url: None,
+            claim_mapping: ClaimMapping::default(),
+            accept_plain_jwt: false,
+            max_token_bytes: 8 * 1024,
+            cache_capacity: 100_000,
+            http_timeout: Duration::from_secs(5),
+            jwks_min_refresh_interval: Duration::from_secs(5),
+            jwks_max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    };
+    ($(#[$doc:meta])* $name:ident: option $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<$ty>) -> Self {
+            self.$name = Some(value.into());
+            self
+        }
+    };
+}
+
+impl AuthConfig {
+    setter!(/// Sets [`AuthConfig::enabled`].
+        enabled: bool);
+    setter!(/// Sets [`AuthConfig::mode`].
+        mode: Mode);
+    setter!(/// Sets [`AuthConfig::host`].
+        host: option String);
+    setter!(/// Sets [`AuthConfig::issuer`].
+        issuer: option String);
+    setter!(/// Sets [`AuthConfig::audience`].
+        audience: option String);
+    setter!(/// Sets [`AuthConfig::jwks_url`].
+        jwks_url: option String);
+    setter!(/// Sets [`AuthConfig::jwks_file`].
+        jwks_file: option PathBuf);
+    setter!(/// Sets [`AuthConfig::client_id`].
+        client_id: option String);
+    setter!(/// Sets [`AuthConfig::policy`].
+        policy: PolicySource);
+    setter!(/// Sets [`AuthConfig::cache_ttl`].
+        cache_ttl: Duration);
+    setter!(/// Sets [`AuthConfig::leeway`].
+        leeway: Duration);
+    setter!(/// Sets [`AuthConfig::claim_mapping`].
+        claim_mapping: ClaimMapping);
+    setter!(/// Sets [`AuthConfig::accept_plain_jwt`].
+        accept_plain_jwt: bool);
+    setter!(/// Sets [`AuthConfig::max_token_bytes`].
+        max_token_bytes: usize);
+    setter!(/// Sets [`AuthConfig::cache_capacity`].
+        cache_capacity: u64);
+    setter!(/// Sets [`AuthConfig::http_timeout`].
+        http_timeout: Duration);
+    setter!(/// Sets [`AuthConfig::jwks_min_refresh_interval`].
+        jwks_min_refresh_interval: Duration);
+    setter!(/// Sets [`AuthConfig::jwks_max_age`].
+        jwks_max_age: Duration);
+
+    /// Sets [`AuthConfig::client_secret`].
+    pub fn client_secret(mut self, value: impl Into<String>) -> Self {
+        self.client_secret = Some(Secret::new(value));
+        self
+    }
+
+    /// Adds a key for offline verification ([`AuthConfig::static_keys`]).
+    pub fn static_key(mut self, key: VerificationKey) -> Self {
+        self.static_keys.push(key);
+        self
+    }
+
+    /// Reads every `PLUGIN_AUTH_*` variable (and `VALKEY_URL`) from the process environment,
+    /// then [validates](AuthConfig::validate). Unset variables keep their defaults.
+    pub fn from_env() -> Result<AuthConfig, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](AuthConfig::from_env) with another source of variables (tests, files).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut c = AuthConfig::default();
+        if let Some(v) = get("PLUGIN_AUTH_ENABLED") {
+            c.enabled = parse_bool("PLUGIN_AUTH_ENABLED", &v)?;
+        }
+        if let Some(v) = get("PLUGIN_AUTH_MODE") {
+            c.mode = match v.to_ascii_lowercase().as_str() {
+                "local" => Mode::Local,
+                "remote" => Mode::Remote,
+                _ => return Err(invalid("PLUGIN_AUTH_MODE", &v, "local or remote")),
+            };
+        }
+        c.host = get("PLUGIN_AUTH_HOST").or_else(|| get("PLUGIN_AUTH_ADDRESS"));
+        c.issuer = get("PLUGIN_AUTH_ISSUER");
+        c.audience = get("PLUGIN_AUTH_AUDIENCE");
+        c.jwks_url = get("PLUGIN_AUTH_JWKS_URL");
+        c.jwks_file = get("PLUGIN_AUTH_JWKS_FILE").map(PathBuf::from);
+        c.client_id = get("PLUGIN_AUTH_CLIENT_ID");
+        c.client_secret = lookup("PLUGIN_AUTH_CLIENT_SECRET")
+            .filter(|v| !v.is_empty())
+            .map(Secret::new);
+        if let Some(v) = get("PLUGIN_AUTH_POLICY") {
+            c.policy = if v.eq_ignore_ascii_case("server") {
+                PolicySource::Server
+            } else if v.eq_ignore_ascii_case("builtin") || v.eq_ignore_ascii_case("midaz") {
+                PolicySource::BuiltIn
+            } else {
+                PolicySource::File(PathBuf::from(v))
+            };
+        }
+        if let Some(v) = get("PLUGIN_AUTH_CACHE_TTL") {
+            c.cache_ttl = parse_duration("PLUGIN_AUTH_CACHE_TTL", &v)?;
+        }
+        if let Some(v) = get("PLUGIN_AUTH_LEEWAY") {
+            c.leeway = parse_duration("PLUGIN_AUTH_LEEWAY", &v)?;
+        }
+        c.valkey_url = get("VALKEY_URL");
+        if let Some(v) = get("PLUGIN_AUTH_ROLES_CLAIM") {
+            c.claim_mapping.roles_path = split_path(&v);
+        }
+        if let Some(v) = get("PLUGIN_AUTH_GROUPS_CLAIM") {
+            c.claim_mapping.groups_path = split_path(&v);
+        }
+        if let Some(v) = get("PLUGIN_AUTH_ACCEPT_JWT_TYP") {
+            c.accept_plain_jwt = parse_bool("PLUGIN_AUTH_ACCEPT_JWT_TYP", &v)?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks that the settings fit together. Only enabled configurations are checked: a
+    /// disabled library needs nothing.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (variable, url) in [
+            ("PLUGIN_AUTH_HOST", &self.host),
+            ("PLUGIN_AUTH_JWKS_URL", &self.jwks_url),
+            ("VALKEY_URL", &self.valkey_url),
+        ] {
+            if let Some(url) = url {
+                let ok = match variable {
+                    "VALKEY_URL" => {
+                        url.starts_with("redis://")
+                            || url.starts_with("rediss://")
+                            || url.starts_with("valkey://")
+                    }
+                    _ => reqwest::Url::parse(url)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()),
+                };
+                if !ok {
+                    return Err(invalid(
+                        variable,
+                        url,
+                        "an absolute http(s) URL (redis:// for VALKEY_URL)",
+                    ));
+                }
+            }
+        }
+        if self.max_token_bytes == 0 {
+            return Err(invalid(
+                "max_token_bytes",
+                "0",
+                "a positive number of bytes",
+            ));
+        }
+        if !self.enabled {
+            return Ok(());
+        }
+        let has_offline_keys = !self.static_keys.is_empty() || self.jwks_file.is_some();
+        match self.mode {
+            Mode::Remote if self.host.is_none() => Err(ConfigError::Missing {
+                variable: "PLUGIN_AUTH_HOST",
+                why: "remote mode asks the Auth service for every decision",
+            }),
+            Mode::Local if self.host.is_none() && self.jwks_url.is_none() && !has_offline_keys => {
+                Err(ConfigError::Missing {
+                    variable: "PLUGIN_AUTH_HOST",
+                    why: "local mode needs a key source: PLUGIN_AUTH_HOST, PLUGIN_AUTH_JWKS_URL or PLUGIN_AUTH_JWKS_FILE",
+                })
+            }
+            Mode::Local if self.effective_issuer().is_none() => Err(ConfigError::Missing {
+                variable: "PLUGIN_AUTH_ISSUER",
+                why: "tokens must come from a pinned issuer; set it, or PLUGIN_AUTH_HOST",
+            }),
+            Mode::Local if self.policy == PolicySource::Server && self.host.is_none() => {
+                Err(ConfigError::Missing {
+                    variable: "PLUGIN_AUTH_HOST",
+                    why: "PLUGIN_AUTH_POLICY=server syncs the policy from the Auth service",
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The issuer tokens must carry: `issuer`, else `host` without a trailing slash.
+    pub fn effective_issuer(&self) -> Option<String> {
+        self.issuer.clone().or_else(|| {
+            self.host
+                .as_ref()
+                .map(|h| h.trim_end_matches('/').to_owned())
+        })
+    }
+
+    /// The JWKS URL: `jwks_url`, else `{host}/.well-known/jwks.json`.
+    pub fn effective_jwks_url(&self) -> Option<String> {
+        self.jwks_url.clone().or_else(|| {
+            self.host
+                .as_ref()
+                .map(|h| format!("{}/.well-known/jwks.json", h.trim_end_matches('/')))
+        })
+    }
+}
+
+fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::InvalidValue {
+        variable,
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(invalid(variable, value, "true, false, 1 or 0")),
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, `2d`, or a bare number of seconds.
+pub(crate) fn parse_duration(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let bad = || {
+        invalid(
+            variable,
+            value,
+            "a duration such as 30s, 500ms, 5m, 1h or a number of seconds",
+        )
+    };
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AuthConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn empty_environment_is_disabled_local_builtin() {
+        let c = from(&[]).unwrap();
+        assert!(!c.enabled);
+        assert_eq!(c.mode, Mode::Local);
+        assert_eq!(c.policy, PolicySource::BuiltIn);
+        assert_eq!(c.cache_ttl, Duration::from_secs(30));
+        assert_eq!(c.leeway, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = from(&[
+            ("PLUGIN_AUTH_ENABLED", "TRUE"),
+            ("PLUGIN_AUTH_ADDRESS", "http://ignored:1"),
+            ("PLUGIN_AUTH_HOST", "http://auth:4000/"),
+            ("PLUGIN_AUTH_MODE", "Remote"),
+            ("PLUGIN_AUTH_ISSUER", "http://issuer"),
+            ("PLUGIN_AUTH_AUDIENCE", "midaz"),
+            ("PLUGIN_AUTH_JWKS_URL", "http://keys/jwks.json"),
+            ("PLUGIN_AUTH_CLIENT_ID", "svc"),
+            ("PLUGIN_AUTH_CLIENT_SECRET", "s3cret"),
+            ("PLUGIN_AUTH_POLICY", "/etc/policy.json"),
+            ("PLUGIN_AUTH_CACHE_TTL", "2m"),
+            ("PLUGIN_AUTH_LEEWAY", "5"),
+            ("VALKEY_URL", "redis://127.0.0.1:6379"),
+            ("PLUGIN_AUTH_ROLES_CLAIM", "realm_access.roles"),
+        ])
+        .unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.host.as_deref(), Some("http://auth:4000/"));
+        assert_eq!(c.mode, Mode::Remote);
+        assert_eq!(c.issuer.as_deref(), Some("http://issuer"));
+        assert_eq!(c.audience.as_deref(), Some("midaz"));
+        assert_eq!(c.jwks_url.as_deref(), Some("http://keys/jwks.json"));
+        assert_eq!(c.client_id.as_deref(), Some("svc"));
+        assert_eq!(c.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(c.policy, PolicySource::File("/etc/policy.json".into()));
+        assert_eq!(c.cache_ttl, Duration::from_secs(120));
+        assert_eq!(c.leeway, Duration::from_secs(5));
+        assert_eq!(c.valkey_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(c.claim_mapping.roles_path, ["realm_access", "roles"]);
+    }
+
+    #[test]
+    fn address_is_used_when_host_is_absent_and_derives_issuer_and_jwks() {
+        let c = from(&[
+            ("PLUGIN_AUTH_ENABLED", "1"),
+            ("PLUGIN_AUTH_ADDRESS", "http://auth:4000/"),
+        ])
+        .unwrap();
+        assert_eq!(c.effective_issuer().as_deref(), Some("http://auth:4000"));
+        assert_eq!(
+            c.effective_jwks_url().as_deref(),
+            Some("http://auth:4000/.well-known/jwks.json")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        for (var, value) in [
+            ("PLUGIN_AUTH_ENABLED", "yes"),
+            ("PLUGIN_AUTH_MODE", "hybrid"),
+            ("PLUGIN_AUTH_CACHE_TTL", "30 seconds"),
+            ("PLUGIN_AUTH_LEEWAY", "-1s"),
+            ("PLUGIN_AUTH_HOST", "auth:4000"),
+            ("VALKEY_URL", "http://cache"),
+            ("PLUGIN_AUTH_ACCEPT_JWT_TYP", "maybe"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var) && err.contains(value), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn enabled_without_a_key_source_or_host_is_an_error() {
+        let err = from(&[("PLUGIN_AUTH_ENABLED", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PLUGIN_AUTH_HOST"), "{err}");
+        let err = from(&[
+            ("PLUGIN_AUTH_ENABLED", "true"),
+            ("PLUGIN_AUTH_MODE", "remote"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("PLUGIN_AUTH_HOST"), "{err}");
+        let err = from(&[
+            ("PLUGIN_AUTH_ENABLED", "true"),
+            ("PLUGIN_AUTH_JWKS_URL", "https://idp/keys"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("PLUGIN_AUTH_ISSUER"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(
+            parse_duration("X", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_duration("X", "24h").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            parse_duration("X", "3600").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert!(parse_duration("X", "1.5s").is_err());
+        assert!(parse_duration("X", "99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = AuthConfig::default().client_secret("hunter2-very-secret");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,445 @@
+//! The compiled RBAC engine: a decision is a few hash lookups and bit tests, no allocation.
+//!
+//! Compilation expands role inclusions and `*` actions once, so that for every
+//! `(product, resource, action)` there is a bit set of the roles that may perform it. A decision
+//! looks up the product and resource, then tests the principal's roles against that bit set.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use foldhash::fast::RandomState;
+
+use crate::action::Action;
+use crate::policy::Policy;
+use crate::principal::{Principal, PrincipalKind};
+
+type FastMap<K, V> = HashMap<K, V, RandomState>;
+
+/// The outcome of [`CompiledPolicy::decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision<'p> {
+    /// Allowed, through `role` (the first matching role found).
+    Allow {
+        /// The id of a role of the principal that holds the permission.
+        role: &'p str,
+    },
+    /// Denied (the default), with the reason.
+    Deny {
+        /// Why no role matched.
+        reason: DenyReason,
+    },
+}
+
+impl Decision<'_> {
+    /// Whether the decision is an allow.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+/// Why a decision was a deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// No role of the policy holds any permission on this product.
+    UnknownProduct,
+    /// No role of the policy holds any permission on this resource of the product.
+    UnknownResource,
+    /// The principal holds no role that grants this action.
+    NoMatchingRole,
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DenyReason::UnknownProduct => "no permission exists for this product",
+            DenyReason::UnknownResource => "no permission exists for this resource",
+            DenyReason::NoMatchingRole => "no role of the principal grants this action",
+        })
+    }
+}
+
+/// A fixed-size bit set of role indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RoleBits(Box<[u64]>);
+
+impl RoleBits {
+    fn empty(roles: usize) -> Self {
+        RoleBits(vec![0; roles.div_ceil(64)].into_boxed_slice())
+    }
+
+    fn set(&mut self, role: usize) {
+        self.0[role / 64] |= 1 << (role % 64);
+    }
+
+    #[inline]
+    fn has(&self, role: usize) -> bool {
+        self.0
+            .get(role / 64)
+            .is_some_and(|w| w & (1 << (role % 64)) != 0)
+    }
+
+    /// The lowest role index set in both.
+    #[inline]
+    fn first_common(&self, other: &RoleBits) -> Option<usize> {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .enumerate()
+            .find_map(|(i, (a, b))| {
+                let both = a & b;
+                (both != 0).then(|| i * 64 + both.trailing_zeros() as usize)
+            })
+    }
+}
+
+/// For one (product, resource): per action, the roles allowed.
+#[derive(Debug, Clone)]
+struct ActionGrants([RoleBits; 6]);
+
+impl ActionGrants {
+    fn empty(roles: usize) -> Self {
+        ActionGrants(std::array::from_fn(|_| RoleBits::empty(roles)))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ProductGrants {
+    resources: FastMap<Box<str>, ActionGrants>,
+    /// Grants of permissions whose resource is `*`.
+    any_resource: Option<ActionGrants>,
+}
+
+/// A validated policy compiled for constant-time decisions. Cheap to share (`Arc`) and
+/// immutable; reloading a policy means compiling a new one.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    role_names: Box<[Box<str>]>,
+    role_index: FastMap<Box<str>, usize>,
+    /// Groups by id and by name → the roles they grant.
+    group_roles: FastMap<Box<str>, RoleBits>,
+    /// Roles every user holds.
+    default_user_roles: RoleBits,
+    products: FastMap<Box<str>, ProductGrants>,
+}
+
+impl CompiledPolicy {
+    /// Compiles a policy. The policy is validated first, so a compiled policy never holds an
+    /// unknown reference or a cycle.
+    pub fn compile(policy: &Policy) -> Result<CompiledPolicy, crate::error::PolicyError> {
+        policy.validate()?;
+        let n = policy.roles.len();
+        let role_names: Box<[Box<str>]> =
+            policy.roles.iter().map(|r| r.id.as_str().into()).collect();
+        let mut role_index = FastMap::default();
+        for (i, r) in policy.roles.iter().enumerate() {
+            role_index.insert(r.id.as_str().into(), i);
+        }
+        let bits_of = |ids: &[String]| {
+            let mut bits = RoleBits::empty(n);
+            for id in ids {
+                if let Some(&i) = role_index.get(id.as_str()) {
+                    bits.set(i);
+                }
+            }
+            bits
+        };
+
+        // holders[j] = every role whose closure contains role j (j itself included).
+        let mut holders: Vec<RoleBits> = vec![RoleBits::empty(n); n];
+        for (i, role) in policy.roles.iter().enumerate() {
+            for included in policy.closure_of(&role.id) {
+                if let Some(&j) = role_index.get(included) {
+                    holders[j].set(i);
+                }
+            }
+        }
+
+        let mut products: FastMap<Box<str>, ProductGrants> = FastMap::default();
+        for (j, role) in policy.roles.iter().enumerate() {
+            for perm in &role.permissions {
+                let product = products
+                    .entry(perm.product.as_str().into())
+                    .or_insert_with(|| ProductGrants {
+                        resources: FastMap::default(),
+                        any_resource: None,
+                    });
+                let grants = if perm.resource == "*" {
+                    product
+                        .any_resource
+                        .get_or_insert_with(|| ActionGrants::empty(n))
+                } else {
+                    product
+                        .resources
+                        .entry(perm.resource.as_str().into())
+                        .or_insert_with(|| ActionGrants::empty(n))
+                };
+                let actions: Vec<Action> = if perm.actions.iter().any(|a| a == "*") {
+                    Action::ALL.to_vec()
+                } else {
+                    perm.actions.iter().filter_map(|a| a.parse().ok()).collect()
+                };
+                for action in actions {
+                    let bits = &mut grants.0[action.index()];
+                    for (w, h) in bits.0.iter_mut().zip(holders[j].0.iter()) {
+                        *w |= h;
+                    }
+                }
+            }
+        }
+
+        let mut group_roles = FastMap::default();
+        for group in &policy.groups {
+            let bits = bits_of(&group.roles);
+            group_roles.insert(group.name.as_str().into(), bits.clone());
+            group_roles.insert(group.id.as_str().into(), bits);
+        }
+
+        Ok(CompiledPolicy {
+            default_user_roles: bits_of(&policy.default_user_roles),
+            role_names,
+            role_index,
+            group_roles,
+            products,
+        })
+    }
+
+    /// The built-in Midaz policy, compiled.
+    pub fn midaz() -> CompiledPolicy {
+        // The built-in policy is validated by unit tests; this cannot fail at run time.
+        CompiledPolicy::compile(&Policy::midaz())
+            .unwrap_or_else(|e| panic!("the built-in policy is invalid: {e}"))
+    }
+
+    /// Whether `role` is defined by this policy.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.role_index.contains_key(role)
+    }
+
+    /// The ids of every role, in policy order.
+    pub fn role_ids(&self) -> impl Iterator<Item = &str> {
+        self.role_names.iter().map(|r| &**r)
+    }
+
+    /// Decides whether `principal` may perform `action` on `resource` of `product`.
+    ///
+    /// Allowed iff a role of the principal — held directly (`roles` claim), through a group
+    /// (`groups` claim), or by default for users — grants the permission, including through
+    /// role inclusion and `*` wildcards. Roles and groups unknown to the policy grant nothing.
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        product: &str,
+        resource: &str,
+        action: Action,
+    ) -> Decision<'_> {
+        self.decide_for(
+            principal.roles(),
+            principal.groups(),
+            principal.kind() == PrincipalKind::User,
+            product,
+            resource,
+            action,
+        )
+    }
+
+    /// [`decide`](Self::decide) on bare role and group names, for callers that hold no
+    /// [`Principal`] (benchmarks, the server's policy endpoints).
+    pub fn decide_for<R: AsRef<str>, G: AsRef<str>>(
+        &self,
+        roles: &[R],
+        groups: &[G],
+        is_user: bool,
+        product: &str,
+        resource: &str,
+        action: Action,
+    ) -> Decision<'_> {
+        let Some(grants) = self.products.get(product) else {
+            return Decision::Deny {
+                reason: DenyReason::UnknownProduct,
+            };
+        };
+        let exact = grants.resources.get(resource).map(|g| &g.0[action.index()]);
+        let any = grants.any_resource.as_ref().map(|g| &g.0[action.index()]);
+        if exact.is_none() && any.is_none() {
+            return Decision::Deny {
+                reason: DenyReason::UnknownResource,
+            };
+        }
+        let allows =
+            |role: usize| exact.is_some_and(|b| b.has(role)) || any.is_some_and(|b| b.has(role));
+
+        for role in roles {
+            if let Some(&i) = self.role_index.get(role.as_ref())
+                && allows(i)
+            {
+                return self.allow(i);
+            }
+        }
+        let common = |held: &RoleBits| {
+            exact
+                .and_then(|b| held.first_common(b))
+                .or_else(|| any.and_then(|b| held.first_common(b)))
+        };
+        for group in groups {
+            if let Some(held) = self.group_roles.get(group.as_ref())
+                && let Some(i) = common(held)
+            {
+                return self.allow(i);
+            }
+        }
+        if is_user && let Some(i) = common(&self.default_user_roles) {
+            return self.allow(i);
+        }
+        Decision::Deny {
+            reason: DenyReason::NoMatchingRole,
+        }
+    }
+
+    fn allow(&self, role: usize) -> Decision<'_> {
+        Decision::Allow {
+            role: &self.role_names[role],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> CompiledPolicy {
+        CompiledPolicy::compile(&Policy::from_json(text).unwrap()).unwrap()
+    }
+
+    const NO_GROUPS: &[&str] = &[];
+
+    #[test]
+    fn included_roles_grant_their_permissions_to_the_includer() {
+        let p = compile(
+            r#"{"version":1,"roles":[
+                {"id":"base","permissions":[{"product":"p","resource":"r","actions":["get"]}]},
+                {"id":"mid","includes":["base"]},
+                {"id":"top","includes":["mid"],"permissions":[{"product":"p","resource":"r","actions":["delete"]}]}
+            ]}"#,
+        );
+        let d = p.decide_for(&["top"], NO_GROUPS, false, "p", "r", Action::Get);
+        assert_eq!(d, Decision::Allow { role: "top" });
+        assert!(
+            !p.decide_for(&["base"], NO_GROUPS, false, "p", "r", Action::Delete)
+                .is_allowed()
+        );
+        assert!(
+            !p.decide_for(&["mid"], NO_GROUPS, false, "p", "r", Action::Delete)
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn wildcards_match_any_resource_and_any_action() {
+        let p = compile(
+            r#"{"version":1,"roles":[
+                {"id":"all","permissions":[{"product":"p","resource":"*","actions":["*"]}]},
+                {"id":"one","permissions":[{"product":"p","resource":"r","actions":["get"]}]}
+            ]}"#,
+        );
+        for a in Action::ALL {
+            assert!(
+                p.decide_for(&["all"], NO_GROUPS, false, "p", "anything", a)
+                    .is_allowed()
+            );
+        }
+        assert!(
+            !p.decide_for(&["all"], NO_GROUPS, false, "q", "r", Action::Get)
+                .is_allowed()
+        );
+        assert_eq!(
+            p.decide_for(&["one"], NO_GROUPS, false, "p", "other", Action::Get),
+            Decision::Deny {
+                reason: DenyReason::NoMatchingRole
+            }
+        );
+    }
+
+    #[test]
+    fn groups_grant_by_id_or_name_and_defaults_apply_to_users_only() {
+        let p = compile(
+            r#"{"version":1,"defaultUserRoles":["self"],"roles":[
+                {"id":"self","permissions":[{"product":"id","resource":"pw","actions":["patch"]}]},
+                {"id":"viewer","permissions":[{"product":"p","resource":"r","actions":["get"]}]}
+            ],"groups":[{"id":"g1","name":"Viewers","roles":["viewer"]}]}"#,
+        );
+        let none: &[&str] = &[];
+        assert!(
+            p.decide_for(none, &["g1"], false, "p", "r", Action::Get)
+                .is_allowed()
+        );
+        assert!(
+            p.decide_for(none, &["Viewers"], false, "p", "r", Action::Get)
+                .is_allowed()
+        );
+        assert!(
+            p.decide_for(none, none, true, "id", "pw", Action::Patch)
+                .is_allowed()
+        );
+        assert!(
+            !p.decide_for(none, none, false, "id", "pw", Action::Patch)
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn unknown_roles_products_and_resources_deny() {
+        let p = CompiledPolicy::midaz();
+        assert_eq!(
+            p.decide_for(&["root"], NO_GROUPS, false, "midaz", "ledgers", Action::Get),
+            Decision::Deny {
+                reason: DenyReason::NoMatchingRole
+            }
+        );
+        assert_eq!(
+            p.decide_for(
+                &["midaz-editor-role"],
+                NO_GROUPS,
+                false,
+                "nope",
+                "ledgers",
+                Action::Get
+            ),
+            Decision::Deny {
+                reason: DenyReason::UnknownProduct
+            }
+        );
+        assert_eq!(
+            p.decide_for(
+                &["midaz-editor-role"],
+                NO_GROUPS,
+                false,
+                "midaz",
+                "nope",
+                Action::Get
+            ),
+            Decision::Deny {
+                reason: DenyReason::UnknownResource
+            }
+        );
+    }
+
+    #[test]
+    fn many_roles_beyond_one_word_of_bits() {
+        let mut roles = Vec::new();
+        for i in 0..150 {
+            roles.push(format!(
+                r#"{{"id":"r{i}","permissions":[{{"product":"p","resource":"res{i}","actions":["get"]}}]}}"#
+            ));
+        }
+        let p = compile(&format!(r#"{{"version":1,"roles":[{}]}}"#, roles.join(",")));
+        assert!(
+            p.decide_for(&["r149"], NO_GROUPS, false, "p", "res149", Action::Get)
+                .is_allowed()
+        );
+        assert!(
+            !p.decide_for(&["r149"], NO_GROUPS, false, "p", "res148", Action::Get)
+                .is_allowed()
+        );
+    }
+}

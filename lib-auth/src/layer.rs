@@ -1,0 +1,304 @@
+//! The tower layers: [`AuthenticateLayer`] and [`RequireLayer`], generic over request and
+//! response bodies.
+//!
+//! On the warm path (token verified before) a request is decided from caches without boxing
+//! or awaiting anything; only the first sight of a token (signature check, maybe a key fetch)
+//! or a remote call goes through a boxed future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::action::Action;
+use crate::auth::{Auth, BoxCheck, Check, Permission};
+use crate::error::AuthError;
+use crate::principal::Principal;
+
+/// Builds [`Authenticate`] services: see [`Auth::authenticate`].
+#[derive(Debug, Clone)]
+pub struct AuthenticateLayer {
+    auth: Auth,
+}
+
+impl AuthenticateLayer {
+    pub(crate) fn new(auth: Auth) -> Self {
+        AuthenticateLayer { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// Authenticates each request, puts its [`Principal`] into the request extensions, and
+/// answers 401 (or 503 when no key can be had) instead of calling the inner service.
+#[derive(Debug, Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Auth,
+}
+
+/// How a [`Require`] service finds the action of a request.
+#[derive(Debug, Clone, Copy)]
+enum ActionOf {
+    Fixed(Action),
+    Method,
+}
+
+/// Builds [`Require`] services: see [`Auth::require`] and [`Auth::require_method`].
+#[derive(Debug, Clone)]
+pub struct RequireLayer {
+    auth: Auth,
+    product: Arc<str>,
+    resource: Arc<str>,
+    action: ActionOf,
+}
+
+impl RequireLayer {
+    pub(crate) fn new(auth: Auth, product: &str, resource: &str, action: Option<Action>) -> Self {
+        RequireLayer {
+            auth,
+            product: product.into(),
+            resource: resource.into(),
+            action: action.map_or(ActionOf::Method, ActionOf::Fixed),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequireLayer {
+    type Service = Require<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Require {
+            inner,
+            auth: self.auth.clone(),
+            product: self.product.clone(),
+            resource: self.resource.clone(),
+            action: self.action,
+        }
+    }
+}
+
+/// Lets a request through only when its principal holds the permission; 401 without a valid
+/// token, 403 when denied, 503 when the decision cannot be made. Uses the [`Principal`] an
+/// [`Authenticate`] layer put into the extensions, or authenticates the request itself.
+#[derive(Debug, Clone)]
+pub struct Require<S> {
+    inner: S,
+    auth: Auth,
+    product: Arc<str>,
+    resource: Arc<str>,
+    action: ActionOf,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.auth.is_enabled() {
+            return ResponseFuture::calling(self.inner.call(req));
+        }
+        let check = self.auth.check(req.headers(), None, None);
+        guard(&mut self.inner, req, check)
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.auth.is_enabled() {
+            return ResponseFuture::calling(self.inner.call(req));
+        }
+        let action = match self.action {
+            ActionOf::Fixed(action) => action,
+            ActionOf::Method => match Action::from_method(req.method()) {
+                Some(action) => action,
+                None => {
+                    return ResponseFuture::refused(AuthError::MethodNotMapped {
+                        method: req.method().to_string(),
+                    });
+                }
+            },
+        };
+        let permission = Permission {
+            product: self.product.clone(),
+            resource: self.resource.clone(),
+            action,
+        };
+        let check = self.auth.check(
+            req.headers(),
+            req.extensions().get::<Principal>(),
+            Some(&permission),
+        );
+        guard(&mut self.inner, req, check)
+    }
+}
+
+/// Calls the inner service now, refuses now, or defers both to the pending check. Takes the
+/// service that was driven to readiness and leaves a clone in its place, as tower documents.
+fn guard<S, ReqBody, ResBody>(
+    inner: &mut S,
+    mut req: Request<ReqBody>,
+    check: Check,
+) -> ResponseFuture<S::Future, S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+{
+    match check {
+        Check::Done(Ok(principal)) => {
+            req.extensions_mut().insert(principal);
+            ResponseFuture::calling(inner.call(req))
+        }
+        Check::Done(Err(error)) => ResponseFuture::refused(error),
+        Check::Pending(check) => {
+            let clone = inner.clone();
+            let ready = std::mem::replace(inner, clone);
+            ResponseFuture {
+                state: State::Checking {
+                    check,
+                    request: Some(req),
+                    inner: Some(ready),
+                },
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Authenticate`] and [`Require`].
+    pub struct ResponseFuture<F, S, ReqBody> {
+        #[pin]
+        state: State<F, S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, ReqBody> {
+        Checking {
+            check: BoxCheck,
+            request: Option<Request<ReqBody>>,
+            inner: Option<S>,
+        },
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Refused {
+            error: Option<AuthError>,
+        },
+    }
+}
+
+impl<F, S, ReqBody> ResponseFuture<F, S, ReqBody> {
+    fn calling(future: F) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+        }
+    }
+
+    fn refused(error: AuthError) -> Self {
+        ResponseFuture {
+            state: State::Refused { error: Some(error) },
+        }
+    }
+}
+
+impl<F, S, ReqBody, ResBody, E> Future for ResponseFuture<F, S, ReqBody>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = E, Future = F>,
+    ResBody: From<Bytes>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Checking {
+                    check,
+                    request,
+                    inner,
+                } => {
+                    let principal = match ready!(check.as_mut().poll(cx)) {
+                        Ok(principal) => principal,
+                        Err(error) => return Poll::Ready(Ok(error_response(&error))),
+                    };
+                    let (Some(mut req), Some(mut service)) = (request.take(), inner.take()) else {
+                        // Polled again after completion: a caller bug, answered without panicking.
+                        return Poll::Ready(Ok(error_response(&AuthError::Unavailable {
+                            detail: "response future polled after completion".to_owned(),
+                        })));
+                    };
+                    req.extensions_mut().insert(principal);
+                    let future = service.call(req);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Refused { error } => {
+                    let error = error.take().unwrap_or(AuthError::Unavailable {
+                        detail: "response future polled after completion".to_owned(),
+                    });
+                    return Poll::Ready(Ok(error_response(&error)));
+                }
+            }
+        }
+    }
+}
+
+/// The HTTP answer to an [`AuthError`]: its status, the `{code,title,message}` JSON body,
+/// `WWW-Authenticate` on 401/403, and `Cache-Control: no-store`.
+pub fn error_response<B: From<Bytes>>(error: &AuthError) -> Response<B> {
+    if let AuthError::Unavailable { detail } = error {
+        tracing::warn!(%detail, "authorization unavailable");
+    } else {
+        tracing::debug!(%error, "request refused");
+    }
+    let mut response = Response::new(B::from(Bytes::from(error.body_json())));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(challenge) = error.www_authenticate()
+        && let Ok(value) = HeaderValue::from_str(&challenge)
+    {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}

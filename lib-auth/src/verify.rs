@@ -1,0 +1,291 @@
+//! Token verification (SPEC §3): header checks, key selection, signature, claims; and the
+//! cache of verified tokens, so that a token's signature is checked once, not per request.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use foldhash::fast::RandomState;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use moka::Expiry;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::AuthConfig;
+use crate::error::{AuthError, ConfigError, InvalidTokenReason};
+use crate::jwks::JwksSource;
+use crate::keys::{KeyLookup, KeySet, is_accepted_algorithm};
+use crate::principal::{ClaimMapping, Principal};
+
+/// Where the verifier's keys come from.
+#[derive(Debug)]
+enum Keys {
+    /// Given in code or read from a JWKS file: never fetched.
+    Fixed(KeySet),
+    /// Fetched from a JWKS URL.
+    Fetched(Arc<JwksSource>),
+}
+
+/// The JOSE header fields we read. Parsed by us (not by `jsonwebtoken`) so that `alg: none`
+/// and unknown algorithms are refused with a precise reason.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// Cache entries live until the token's `exp`.
+struct UntilExpiry;
+
+impl Expiry<Arc<str>, Principal> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &Arc<str>,
+        principal: &Principal,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(
+            principal.expires_at().saturating_sub(unix_now()),
+        ))
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Verifies access tokens and remembers the ones that passed.
+#[derive(Debug)]
+pub struct TokenVerifier {
+    keys: Keys,
+    validations: Vec<(Algorithm, Validation)>,
+    accept_plain_jwt: bool,
+    leeway_secs: u64,
+    max_token_bytes: usize,
+    mapping: ClaimMapping,
+    cache: moka::sync::Cache<Arc<str>, Principal, RandomState>,
+}
+
+impl TokenVerifier {
+    /// A verifier for `config`: fixed keys when `static_keys` or `jwks_file` are set, else the
+    /// JWKS URL. `client` is used for key fetches.
+    pub fn new(config: &AuthConfig, client: reqwest::Client) -> Result<TokenVerifier, ConfigError> {
+        let keys = if !config.static_keys.is_empty() {
+            Keys::Fixed(KeySet::new(config.static_keys.iter().cloned()))
+        } else if let Some(path) = &config.jwks_file {
+            let text = std::fs::read(path).map_err(|e| ConfigError::InvalidKey {
+                name: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let set = KeySet::from_jwks_json(&text)?;
+            if set.is_empty() {
+                return Err(ConfigError::InvalidKey {
+                    name: path.display().to_string(),
+                    reason: "the JWKS holds no usable signature key".to_owned(),
+                });
+            }
+            Keys::Fixed(set)
+        } else {
+            let url = config.effective_jwks_url().ok_or(ConfigError::Missing {
+                variable: "PLUGIN_AUTH_JWKS_URL",
+                why: "local mode needs keys: a JWKS URL, a JWKS file or static keys",
+            })?;
+            Keys::Fetched(Arc::new(JwksSource::new(
+                url,
+                client,
+                config.jwks_min_refresh_interval,
+                config.jwks_max_age,
+            )))
+        };
+        let issuer = config.effective_issuer();
+        let validations = [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ]
+        .into_iter()
+        .map(|alg| {
+            let mut v = Validation::new(alg);
+            v.leeway = config.leeway.as_secs();
+            v.validate_exp = true;
+            v.validate_nbf = true;
+            let mut required = vec!["exp", "sub"];
+            if let Some(iss) = &issuer {
+                v.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            match &config.audience {
+                Some(aud) => {
+                    v.set_audience(&[aud]);
+                    required.push("aud");
+                }
+                None => v.validate_aud = false,
+            }
+            v.set_required_spec_claims(&required);
+            (alg, v)
+        })
+        .collect();
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .expire_after(UntilExpiry)
+            .build_with_hasher(RandomState::default());
+        Ok(TokenVerifier {
+            keys,
+            validations,
+            accept_plain_jwt: config.accept_plain_jwt,
+            leeway_secs: config.leeway.as_secs(),
+            max_token_bytes: config.max_token_bytes,
+            mapping: config.claim_mapping.clone(),
+            cache,
+        })
+    }
+
+    /// The principal of a token verified before and still valid, without any I/O.
+    #[inline]
+    pub fn cached(&self, token: &str) -> Option<Principal> {
+        let principal = self.cache.get(token)?;
+        // moka's expiry is approximate; the exact check is one clock read.
+        (principal.expires_at() + self.leeway_secs > unix_now()).then_some(principal)
+    }
+
+    /// Verifies `token` (cache first) and returns its principal.
+    ///
+    /// Fetches the JWKS when no key is known yet, and once more (single-flight, rate-limited)
+    /// when the token's `kid` is unknown — that is how a rotated key is picked up.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(principal) = self.cached(token) {
+            return Ok(principal);
+        }
+        let principal = match &self.keys {
+            Keys::Fixed(keys) => self.verify_with(token, keys)?,
+            Keys::Fetched(source) => {
+                let mut fetched = match source.current() {
+                    Some(f) => f,
+                    None => source.refresh(None).await?,
+                };
+                if source.is_stale(&fetched) {
+                    source.refresh_in_background(fetched.clone());
+                }
+                match self.verify_with(token, &fetched.keys) {
+                    Err(AuthError::InvalidToken {
+                        reason: InvalidTokenReason::UnknownKey,
+                    }) => {
+                        fetched = source.refresh(Some(&fetched)).await?;
+                        self.verify_with(token, &fetched.keys)?
+                    }
+                    other => other?,
+                }
+            }
+        };
+        if principal.expires_at() > unix_now() {
+            self.cache.insert(Arc::from(token), principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// Verifies `token` against `keys`: every check of SPEC §3, no cache, no I/O.
+    pub fn verify_with(&self, token: &str, keys: &KeySet) -> Result<Principal, AuthError> {
+        use InvalidTokenReason as R;
+        if token.len() > self.max_token_bytes {
+            return Err(R::TooLarge.into());
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(R::Malformed.into());
+        };
+        if payload.is_empty() || signature.is_empty() {
+            return Err(R::Malformed.into());
+        }
+        let header_json = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| AuthError::from(R::Malformed))?;
+        let header: JoseHeader =
+            serde_json::from_slice(&header_json).map_err(|_| AuthError::from(R::Malformed))?;
+
+        let alg: Algorithm = header
+            .alg
+            .parse()
+            .map_err(|_| AuthError::from(R::AlgorithmNotAllowed))?;
+        if !is_accepted_algorithm(alg) {
+            return Err(R::AlgorithmNotAllowed.into());
+        }
+        if !self.is_accepted_type(header.typ.as_deref()) {
+            return Err(R::WrongType.into());
+        }
+        if header.crit.is_some() {
+            return Err(R::UnsupportedCriticalHeader.into());
+        }
+        let key = match keys.lookup(header.kid.as_deref(), alg) {
+            KeyLookup::Found(key) => key,
+            KeyLookup::WrongAlgorithm => return Err(R::AlgorithmNotAllowed.into()),
+            KeyLookup::Unknown => return Err(R::UnknownKey.into()),
+        };
+        let validation = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
+            .ok_or(AuthError::from(R::AlgorithmNotAllowed))?;
+
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), validation)
+                .map_err(|e| AuthError::from(reason_of(e.kind())))?;
+        let claims = data.claims;
+        match claims.get("iat") {
+            None => {}
+            Some(iat) => match iat.as_u64() {
+                Some(iat) if iat <= unix_now() + self.leeway_secs => {}
+                Some(_) => return Err(R::IssuedInFuture.into()),
+                None => return Err(R::MissingClaim.into()),
+            },
+        }
+        Principal::from_claims(claims, &self.mapping).ok_or_else(|| R::MissingClaim.into())
+    }
+
+    fn is_accepted_type(&self, typ: Option<&str>) -> bool {
+        match typ {
+            Some(t)
+                if t.eq_ignore_ascii_case("at+jwt")
+                    || t.eq_ignore_ascii_case("application/at+jwt") =>
+            {
+                true
+            }
+            Some(t) if t.eq_ignore_ascii_case("jwt") => self.accept_plain_jwt,
+            None => self.accept_plain_jwt,
+            Some(_) => false,
+        }
+    }
+}
+
+fn reason_of(kind: &ErrorKind) -> InvalidTokenReason {
+    use InvalidTokenReason as R;
+    match kind {
+        ErrorKind::InvalidSignature => R::BadSignature,
+        ErrorKind::ExpiredSignature => R::Expired,
+        ErrorKind::ImmatureSignature => R::NotYetValid,
+        ErrorKind::InvalidIssuer => R::WrongIssuer,
+        ErrorKind::InvalidAudience => R::WrongAudience,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => R::MissingClaim,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => R::AlgorithmNotAllowed,
+        // Bad base64 in the signature or payload, payload not JSON, wrong key shapes.
+        _ => R::Malformed,
+    }
+}
