@@ -13,6 +13,7 @@ use crate::config::{AuthConfig, Mode, PolicySource};
 use crate::decision::{CompiledPolicy, Decision};
 use crate::error::{AuthError, ConfigError};
 use crate::layer::{AuthenticateLayer, RequireLayer};
+use crate::m2m::{ApplicationToken, ApplicationTokenError};
 use crate::policy::Policy;
 use crate::principal::Principal;
 use crate::remote::RemoteAuthorizer;
@@ -59,6 +60,8 @@ struct Inner {
     enabled: bool,
     max_token_bytes: usize,
     engine: Engine,
+    /// The service's own application token client, or why there is none.
+    application: Result<ApplicationToken, ApplicationTokenError>,
 }
 
 #[derive(Debug)]
@@ -90,6 +93,8 @@ impl Auth {
                 .timeout(config.http_timeout)
                 .connect_timeout(config.http_timeout)
                 .pool_idle_timeout(std::time::Duration::from_secs(60))
+                // The Auth service is configured explicitly; never follow it elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
             match config.mode {
@@ -100,11 +105,23 @@ impl Auth {
                 Mode::Remote => Engine::Remote(RemoteAuthorizer::new(&config, client)?),
             }
         };
+        let application = if !config.enabled {
+            Err(ApplicationTokenError::Disabled)
+        } else {
+            match ApplicationToken::from_config(&config) {
+                Ok(tokens) => Ok(tokens),
+                Err(ConfigError::Missing { variable, .. }) => {
+                    Err(ApplicationTokenError::NotConfigured { variable })
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Auth {
             inner: Arc::new(Inner {
                 enabled: config.enabled,
                 max_token_bytes: config.max_token_bytes,
                 engine,
+                application,
             }),
         })
     }
@@ -136,6 +153,21 @@ impl Auth {
     /// other method is refused with 403).
     pub fn require_method(&self, product: &str, resource: &str) -> RequireLayer {
         RequireLayer::new(self.clone(), product, resource, None)
+    }
+
+    /// The service's own application token (`client_credentials` grant with
+    /// `PLUGIN_AUTH_CLIENT_ID`/`PLUGIN_AUTH_CLIENT_SECRET` at `PLUGIN_AUTH_HOST`), for its
+    /// outgoing calls: cached, renewed before expiry, one fetch shared by concurrent callers
+    /// (see [`ApplicationToken`]).
+    ///
+    /// Errors: [`ApplicationTokenError::Disabled`] when the library is disabled,
+    /// [`ApplicationTokenError::NotConfigured`] when a setting is missing, otherwise what the
+    /// Auth service answered.
+    pub async fn application_token(&self) -> Result<String, ApplicationTokenError> {
+        match &self.inner.application {
+            Ok(tokens) => tokens.token().await,
+            Err(e) => Err(e.clone()),
+        }
     }
 
     /// Authenticates the request whose headers are given, and checks `permission` if any.
@@ -170,6 +202,16 @@ impl Auth {
                 Check::Done(decide_local(&local.policy, principal, permission))
             }
             Engine::Remote(remote) => remote.check(token, known, permission),
+        }
+    }
+
+    /// Drops everything cached about `token` (its verification, its decisions): the next
+    /// request bearing it is checked from scratch. Call it when you learn the token was revoked.
+    pub fn forget_token(&self, token: &str) {
+        match &self.inner.engine {
+            Engine::Local(local) => local.verifier.forget(token),
+            Engine::Remote(remote) => remote.forget(token),
+            Engine::Disabled => {}
         }
     }
 

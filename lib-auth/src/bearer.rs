@@ -22,8 +22,13 @@ pub fn bearer_token(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str,
     if value.len() > max_token_bytes + 16 {
         return Err(InvalidTokenReason::TooLarge.into());
     }
-    let value = value
-        .to_str()
+    // `HeaderValue::to_str` checks byte by byte; `is_ascii` is word-at-a-time, and a header
+    // value never holds control characters other than tab.
+    let bytes = value.as_bytes();
+    if !bytes.is_ascii() {
+        return Err(InvalidTokenReason::NotAscii.into());
+    }
+    let value = std::str::from_utf8(bytes)
         .map_err(|_| AuthError::from(InvalidTokenReason::NotAscii))?
         .trim();
     let token = match value.split_once(' ') {
@@ -42,7 +47,7 @@ pub fn bearer_token(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str,
     if token.len() > max_token_bytes {
         return Err(InvalidTokenReason::TooLarge.into());
     }
-    if token.contains(|c: char| c.is_ascii_whitespace()) {
+    if token.as_bytes().contains(&b' ') || token.as_bytes().contains(&b'\t') {
         return Err(InvalidTokenReason::Malformed.into());
     }
     Ok(token)

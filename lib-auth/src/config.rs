@@ -306,6 +306,13 @@ impl AuthConfig {
                 }
             }
         }
+        if self.leeway > Duration::from_secs(3600) {
+            return Err(invalid(
+                "PLUGIN_AUTH_LEEWAY",
+                &format!("{}s", self.leeway.as_secs()),
+                "at most 1h: clock skew larger than that means a broken clock",
+            ));
+        }
         if self.max_token_bytes == 0 {
             return Err(invalid(
                 "max_token_bytes",
@@ -482,6 +489,7 @@ mod tests {
             ("PLUGIN_AUTH_MODE", "hybrid"),
             ("PLUGIN_AUTH_CACHE_TTL", "30 seconds"),
             ("PLUGIN_AUTH_LEEWAY", "-1s"),
+            ("PLUGIN_AUTH_LEEWAY", "7200"),
             ("PLUGIN_AUTH_HOST", "auth:4000"),
             ("VALKEY_URL", "http://cache"),
             ("PLUGIN_AUTH_ACCEPT_JWT_TYP", "maybe"),

@@ -1,8 +1,9 @@
 //! The compiled RBAC engine: a decision is a few hash lookups and bit tests, no allocation.
 //!
-//! Compilation expands role inclusions and `*` actions once, so that for every
-//! `(product, resource, action)` there is a bit set of the roles that may perform it. A decision
-//! looks up the product and resource, then tests the principal's roles against that bit set.
+//! Compilation expands role inclusions, `*` actions and `*` resources once, so that for every
+//! `(product, resource, action)` there is one bit set of the roles that may perform it. A
+//! decision looks up the product and resource, then tests the principal's roles against that
+//! bit set.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -59,54 +60,64 @@ impl fmt::Display for DenyReason {
     }
 }
 
-/// A fixed-size bit set of role indexes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RoleBits(Box<[u64]>);
+/// A bit set of role indexes: `words` 64-bit words.
+type RoleBits = [u64];
 
-impl RoleBits {
-    fn empty(roles: usize) -> Self {
-        RoleBits(vec![0; roles.div_ceil(64)].into_boxed_slice())
-    }
-
-    fn set(&mut self, role: usize) {
-        self.0[role / 64] |= 1 << (role % 64);
-    }
-
-    #[inline]
-    fn has(&self, role: usize) -> bool {
-        self.0
-            .get(role / 64)
-            .is_some_and(|w| w & (1 << (role % 64)) != 0)
-    }
-
-    /// The lowest role index set in both.
-    #[inline]
-    fn first_common(&self, other: &RoleBits) -> Option<usize> {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .enumerate()
-            .find_map(|(i, (a, b))| {
-                let both = a & b;
-                (both != 0).then(|| i * 64 + both.trailing_zeros() as usize)
-            })
-    }
+#[inline]
+fn has(bits: &RoleBits, role: usize) -> bool {
+    bits.get(role / 64)
+        .is_some_and(|w| w & (1 << (role % 64)) != 0)
 }
 
-/// For one (product, resource): per action, the roles allowed.
+/// The lowest role index set in both.
+#[inline]
+fn first_common(a: &RoleBits, b: &RoleBits) -> Option<usize> {
+    a.iter().zip(b).enumerate().find_map(|(i, (a, b))| {
+        let both = a & b;
+        (both != 0).then(|| i * 64 + both.trailing_zeros() as usize)
+    })
+}
+
+/// For one (product, resource): per action, the roles allowed, as six bit sets of `words`
+/// words each, back to back (one allocation, one pointer to follow).
 #[derive(Debug, Clone)]
-struct ActionGrants([RoleBits; 6]);
+struct ActionGrants(Box<[u64]>);
 
 impl ActionGrants {
-    fn empty(roles: usize) -> Self {
-        ActionGrants(std::array::from_fn(|_| RoleBits::empty(roles)))
+    fn empty(words: usize) -> Self {
+        ActionGrants(vec![0; words * Action::ALL.len()].into_boxed_slice())
+    }
+
+    #[inline]
+    fn of(&self, action: Action) -> &RoleBits {
+        let words = self.0.len() / Action::ALL.len();
+        &self.0[action.index() * words..][..words]
+    }
+
+    fn add(&mut self, action: Action, roles: &RoleBits) {
+        let words = roles.len();
+        for (w, r) in self.0[action.index() * words..][..words]
+            .iter_mut()
+            .zip(roles)
+        {
+            *w |= r;
+        }
+    }
+
+    fn merge(&mut self, other: &ActionGrants) {
+        for (w, o) in self.0.iter_mut().zip(other.0.iter()) {
+            *w |= o;
+        }
     }
 }
 
+/// The grants of one product.
 #[derive(Debug, Clone)]
 struct ProductGrants {
+    /// Every resource named by a permission → its grants, the product's `*`-resource grants
+    /// merged in, so that a decision on a named resource reads one bit set.
     resources: FastMap<Box<str>, ActionGrants>,
-    /// Grants of permissions whose resource is `*`.
+    /// Grants of permissions whose resource is `*`, for resources not named by any permission.
     any_resource: Option<ActionGrants>,
 }
 
@@ -117,9 +128,9 @@ pub struct CompiledPolicy {
     role_names: Box<[Box<str>]>,
     role_index: FastMap<Box<str>, usize>,
     /// Groups by id and by name → the roles they grant.
-    group_roles: FastMap<Box<str>, RoleBits>,
+    group_roles: FastMap<Box<str>, Box<RoleBits>>,
     /// Roles every user holds.
-    default_user_roles: RoleBits,
+    default_user_roles: Box<RoleBits>,
     products: FastMap<Box<str>, ProductGrants>,
 }
 
@@ -129,28 +140,30 @@ impl CompiledPolicy {
     pub fn compile(policy: &Policy) -> Result<CompiledPolicy, crate::error::PolicyError> {
         policy.validate()?;
         let n = policy.roles.len();
+        let words = n.div_ceil(64);
         let role_names: Box<[Box<str>]> =
             policy.roles.iter().map(|r| r.id.as_str().into()).collect();
         let mut role_index = FastMap::default();
         for (i, r) in policy.roles.iter().enumerate() {
             role_index.insert(r.id.as_str().into(), i);
         }
+        let set = |bits: &mut RoleBits, role: usize| bits[role / 64] |= 1 << (role % 64);
         let bits_of = |ids: &[String]| {
-            let mut bits = RoleBits::empty(n);
+            let mut bits = vec![0; words].into_boxed_slice();
             for id in ids {
                 if let Some(&i) = role_index.get(id.as_str()) {
-                    bits.set(i);
+                    set(&mut bits, i);
                 }
             }
             bits
         };
 
         // holders[j] = every role whose closure contains role j (j itself included).
-        let mut holders: Vec<RoleBits> = vec![RoleBits::empty(n); n];
+        let mut holders: Vec<Box<RoleBits>> = vec![vec![0; words].into_boxed_slice(); n];
         for (i, role) in policy.roles.iter().enumerate() {
             for included in policy.closure_of(&role.id) {
                 if let Some(&j) = role_index.get(included) {
-                    holders[j].set(i);
+                    set(&mut holders[j], i);
                 }
             }
         }
@@ -167,12 +180,12 @@ impl CompiledPolicy {
                 let grants = if perm.resource == "*" {
                     product
                         .any_resource
-                        .get_or_insert_with(|| ActionGrants::empty(n))
+                        .get_or_insert_with(|| ActionGrants::empty(words))
                 } else {
                     product
                         .resources
                         .entry(perm.resource.as_str().into())
-                        .or_insert_with(|| ActionGrants::empty(n))
+                        .or_insert_with(|| ActionGrants::empty(words))
                 };
                 let actions: Vec<Action> = if perm.actions.iter().any(|a| a == "*") {
                     Action::ALL.to_vec()
@@ -180,10 +193,15 @@ impl CompiledPolicy {
                     perm.actions.iter().filter_map(|a| a.parse().ok()).collect()
                 };
                 for action in actions {
-                    let bits = &mut grants.0[action.index()];
-                    for (w, h) in bits.0.iter_mut().zip(holders[j].0.iter()) {
-                        *w |= h;
-                    }
+                    grants.add(action, &holders[j]);
+                }
+            }
+        }
+        // A named resource is also covered by its product's `*` permissions.
+        for product in products.values_mut() {
+            if let Some(any) = &product.any_resource {
+                for grants in product.resources.values_mut() {
+                    grants.merge(any);
                 }
             }
         }
@@ -254,41 +272,37 @@ impl CompiledPolicy {
         resource: &str,
         action: Action,
     ) -> Decision<'_> {
-        let Some(grants) = self.products.get(product) else {
+        let Some(product) = self.products.get(product) else {
             return Decision::Deny {
                 reason: DenyReason::UnknownProduct,
             };
         };
-        let exact = grants.resources.get(resource).map(|g| &g.0[action.index()]);
-        let any = grants.any_resource.as_ref().map(|g| &g.0[action.index()]);
-        if exact.is_none() && any.is_none() {
+        let Some(grants) = product
+            .resources
+            .get(resource)
+            .or(product.any_resource.as_ref())
+        else {
             return Decision::Deny {
                 reason: DenyReason::UnknownResource,
             };
-        }
-        let allows =
-            |role: usize| exact.is_some_and(|b| b.has(role)) || any.is_some_and(|b| b.has(role));
+        };
+        let allowed = grants.of(action);
 
         for role in roles {
             if let Some(&i) = self.role_index.get(role.as_ref())
-                && allows(i)
+                && has(allowed, i)
             {
                 return self.allow(i);
             }
         }
-        let common = |held: &RoleBits| {
-            exact
-                .and_then(|b| held.first_common(b))
-                .or_else(|| any.and_then(|b| held.first_common(b)))
-        };
         for group in groups {
             if let Some(held) = self.group_roles.get(group.as_ref())
-                && let Some(i) = common(held)
+                && let Some(i) = first_common(held, allowed)
             {
                 return self.allow(i);
             }
         }
-        if is_user && let Some(i) = common(&self.default_user_roles) {
+        if is_user && let Some(i) = first_common(&self.default_user_roles, allowed) {
             return self.allow(i);
         }
         Decision::Deny {
@@ -357,6 +371,45 @@ mod tests {
             Decision::Deny {
                 reason: DenyReason::NoMatchingRole
             }
+        );
+    }
+
+    #[test]
+    fn a_wildcard_resource_also_covers_resources_named_by_other_roles() {
+        let p = compile(
+            r#"{"version":1,"roles":[
+                {"id":"one","permissions":[{"product":"p","resource":"r","actions":["get"]}]},
+                {"id":"all","permissions":[{"product":"p","resource":"*","actions":["delete"]}]}
+            ],"groups":[{"id":"g","name":"g","roles":["one","all"]}]}"#,
+        );
+        assert_eq!(
+            p.decide_for(&["all"], NO_GROUPS, false, "p", "r", Action::Delete),
+            Decision::Allow { role: "all" }
+        );
+        assert_eq!(
+            p.decide_for(&["one"], NO_GROUPS, false, "p", "r", Action::Get),
+            Decision::Allow { role: "one" }
+        );
+        assert!(
+            !p.decide_for(&["one"], NO_GROUPS, false, "p", "r", Action::Delete)
+                .is_allowed()
+        );
+        assert!(
+            !p.decide_for(&["all"], NO_GROUPS, false, "p", "r", Action::Get)
+                .is_allowed()
+        );
+        let none: &[&str] = &[];
+        assert_eq!(
+            p.decide_for(none, &["g"], false, "p", "r", Action::Delete),
+            Decision::Allow { role: "all" }
+        );
+        assert_eq!(
+            p.decide_for(none, &["g"], false, "p", "other", Action::Delete),
+            Decision::Allow { role: "all" }
+        );
+        assert!(
+            !p.decide_for(none, &["g"], false, "p", "other", Action::Get)
+                .is_allowed()
         );
     }
 

@@ -41,6 +41,7 @@ mod error;
 mod jwks;
 mod keys;
 mod layer;
+mod m2m;
 mod policy;
 mod principal;
 mod remote;
@@ -56,9 +57,15 @@ pub use keys::{KeySet, VerificationKey};
 pub use layer::{
     Authenticate, AuthenticateLayer, Require, RequireLayer, ResponseFuture, error_response,
 };
+pub use m2m::{ApplicationToken, ApplicationTokenError};
 pub use policy::{Group, MIDAZ_POLICY_JSON, Permission, Policy, Role};
 pub use principal::{ClaimMapping, Principal, PrincipalKind};
 pub use verify::TokenVerifier;
 
 /// Re-exported so that keys can be built without depending on `jsonwebtoken` directly.
 pub use jsonwebtoken::Algorithm;
+
+/// The code blocks of the repository's README, compiled as doc-tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -3,10 +3,15 @@
 //!
 //! The token is not verified here: the Auth service verifies it on every (uncached) call. The
 //! principal is read from the token's claims only after the service has accepted the token.
+//!
+//! Caching: an answer of the service (a decision, or "this token is valid" for routes that only
+//! authenticate) is remembered for `cache_ttl`, capped at the token's `exp` to the millisecond.
+//! A 401 of the service forgets everything known of the token. Errors (503) are never cached.
+//! Concurrent requests asking the same question of the same token share one call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,6 +20,7 @@ use http::StatusCode;
 use moka::Expiry;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
 
 use crate::action::Action;
 use crate::auth::{Check, Permission};
@@ -38,53 +44,168 @@ struct AuthorizeResponse {
     authorized: bool,
 }
 
-/// Cached decisions of one token: `(product, resource, action)` → (allowed, until).
-type Decisions = HashMap<(Arc<str>, Arc<str>, Action), (bool, Instant), RandomState>;
+/// A permission as a cache key: `(product, resource, action)`.
+type DecisionKey = (Arc<str>, Arc<str>, Action);
 
-/// What is known of one token: its principal (once the service accepted it) and decisions.
+fn key_of(p: &Permission) -> DecisionKey {
+    (p.product.clone(), p.resource.clone(), p.action)
+}
+
+/// The answers of the Auth service about one token, each with the instant it stops being used.
+#[derive(Debug, Default)]
+struct Answers {
+    /// Until when the service's acceptance of the token (any 200) is trusted.
+    accepted_until: Option<Instant>,
+    /// Decisions: permission → (allowed, until).
+    decisions: HashMap<DecisionKey, (bool, Instant), RandomState>,
+}
+
+/// What is known of one token: its principal and the service's answers about it.
 #[derive(Debug)]
 struct TokenEntry {
     principal: Principal,
-    decisions: Mutex<Decisions>,
+    answers: Mutex<Answers>,
 }
 
 impl TokenEntry {
-    fn decision(&self, p: &Permission) -> Option<bool> {
-        let decisions = self.decisions.lock().ok()?;
-        let key = (p.product.clone(), p.resource.clone(), p.action);
-        match decisions.get(&key) {
-            Some(&(allowed, until)) if Instant::now() < until => Some(allowed),
-            _ => None,
+    fn new(principal: Principal) -> Self {
+        TokenEntry {
+            principal,
+            answers: Mutex::new(Answers::default()),
         }
     }
 
-    fn remember(&self, p: &Permission, allowed: bool, ttl: Duration) {
-        if let Ok(mut decisions) = self.decisions.lock() {
-            let now = Instant::now();
+    /// The answer to `permission` (or, without one, to "is the token valid") if still fresh.
+    fn cached(&self, permission: Option<&Permission>) -> Option<Result<Principal, AuthError>> {
+        let answers = self.answers.lock().ok()?;
+        let now = Instant::now();
+        let allowed = match permission {
+            None => answers
+                .accepted_until
+                .filter(|until| now < *until)
+                .map(|_| true),
+            Some(p) => match answers.decisions.get(&key_of(p)) {
+                Some(&(allowed, until)) if now < until => Some(allowed),
+                _ => None,
+            },
+        }?;
+        Some(outcome(&self.principal, permission, allowed))
+    }
+
+    /// Remembers an answer of the service (which also says the token is valid) for `ttl`.
+    fn remember(&self, key: Option<DecisionKey>, allowed: bool, ttl: Duration) {
+        let now = Instant::now();
+        let Some(until) = now.checked_add(ttl) else {
+            return;
+        };
+        if let Ok(mut answers) = self.answers.lock() {
+            if answers.accepted_until.is_none_or(|u| u < until) {
+                answers.accepted_until = Some(until);
+            }
+            let Some(key) = key else { return };
             // Bounded: a token asks about few permissions; drop expired ones when it grows.
-            if decisions.len() >= 256 {
-                decisions.retain(|_, (_, until)| *until > now);
+            if answers.decisions.len() >= 256 {
+                answers.decisions.retain(|_, (_, until)| *until > now);
             }
-            if decisions.len() < 1024 {
-                let key = (p.product.clone(), p.resource.clone(), p.action);
-                decisions.insert(key, (allowed, now + ttl));
+            if answers.decisions.len() < 1024 {
+                answers.decisions.insert(key, (allowed, until));
             }
+        }
+    }
+
+    /// Forgets every answer (the service refused the token).
+    fn forget(&self) {
+        if let Ok(mut answers) = self.answers.lock() {
+            *answers = Answers::default();
         }
     }
 }
 
-struct UntilTokenExpiry;
+/// The time left until `exp` (Unix seconds), to the clock's precision; zero once past.
+fn until_exp(exp: u64) -> Duration {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(exp))
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        .unwrap_or(if exp > unix_now() {
+            Duration::MAX
+        } else {
+            Duration::ZERO
+        })
+}
 
-impl Expiry<Arc<str>, Arc<TokenEntry>> for UntilTokenExpiry {
+/// Keeps a token's entry while it is used, at most `cache_ttl` after its last use and never past
+/// its `exp`. (The answers inside carry their own, exact deadlines.)
+struct WhileUsed {
+    cache_ttl: Duration,
+}
+
+impl WhileUsed {
+    fn ttl(&self, entry: &TokenEntry) -> Duration {
+        self.cache_ttl.min(until_exp(entry.principal.expires_at()))
+    }
+}
+
+impl Expiry<Arc<str>, Arc<TokenEntry>> for WhileUsed {
     fn expire_after_create(
         &self,
         _key: &Arc<str>,
         entry: &Arc<TokenEntry>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(Duration::from_secs(
-            entry.principal.expires_at().saturating_sub(unix_now()),
-        ))
+        Some(self.ttl(entry))
+    }
+
+    fn expire_after_read(
+        &self,
+        _key: &Arc<str>,
+        entry: &Arc<TokenEntry>,
+        _read_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+        _last_modified_at: Instant,
+    ) -> Option<Duration> {
+        Some(self.ttl(entry))
+    }
+}
+
+/// One question to the Auth service: a token, and a permission or `None` for "is it valid".
+type FlightKey = (Arc<str>, Option<DecisionKey>);
+/// The shared answer of a call in flight: `Ok(allowed)` or the error every waiter gets.
+type Flight = Arc<OnceCell<Result<bool, AuthError>>>;
+type Flights = Mutex<HashMap<FlightKey, Flight, RandomState>>;
+
+/// A seat on a call in flight; leaving the last seat (or after landing) clears the flight.
+struct Seat<'a> {
+    flights: &'a Flights,
+    key: FlightKey,
+    flight: Flight,
+}
+
+impl<'a> Seat<'a> {
+    fn take(flights: &'a Flights, key: FlightKey) -> Seat<'a> {
+        let flight = match flights.lock() {
+            Ok(mut map) => map.entry(key.clone()).or_default().clone(),
+            // A poisoned map only loses the sharing, never an answer.
+            Err(_) => Flight::default(),
+        };
+        Seat {
+            flights,
+            key,
+            flight,
+        }
+    }
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.flights.lock() {
+            let ours = map
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight));
+            // The map holds one reference and this seat another: 2 means no one else waits.
+            if ours && (self.flight.initialized() || Arc::strong_count(&self.flight) <= 2) {
+                map.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -100,9 +221,10 @@ struct RemoteInner {
     userinfo_url: String,
     client: reqwest::Client,
     cache_ttl: Duration,
-    leeway_secs: u64,
     mapping: ClaimMapping,
+    leeway_secs: u64,
     tokens: moka::sync::Cache<Arc<str>, Arc<TokenEntry>, RandomState>,
+    flights: Flights,
 }
 
 impl RemoteAuthorizer {
@@ -121,41 +243,39 @@ impl RemoteAuthorizer {
                 userinfo_url: format!("{base}/v1/userinfo"),
                 client,
                 cache_ttl: config.cache_ttl,
-                leeway_secs: config.leeway.as_secs(),
                 mapping: config.claim_mapping.clone(),
+                leeway_secs: config.leeway.as_secs(),
                 tokens: moka::sync::Cache::builder()
                     .max_capacity(config.cache_capacity)
-                    .expire_after(UntilTokenExpiry)
+                    .expire_after(WhileUsed {
+                        cache_ttl: config.cache_ttl,
+                    })
                     .build_with_hasher(RandomState::default()),
+                flights: Mutex::new(HashMap::default()),
             }),
         })
     }
 
     /// Answers from the cache when the decision (or, without a permission, the token) is known;
     /// otherwise returns the future that asks the Auth service.
+    /// Drops everything cached about `token`.
+    pub(crate) fn forget(&self, token: &str) {
+        self.inner.tokens.invalidate(token);
+    }
+
     pub(crate) fn check(
         &self,
         token: &str,
         known: Option<&Principal>,
         permission: Option<&Permission>,
     ) -> Check {
-        let entry = self
-            .inner
-            .tokens
-            .get(token)
-            .filter(|e| e.principal.expires_at() + self.inner.leeway_secs > unix_now());
-        if let Some(entry) = &entry {
-            match permission {
-                None => return Check::Done(Ok(entry.principal.clone())),
-                Some(p) => match entry.decision(p) {
-                    Some(true) => return Check::Done(Ok(entry.principal.clone())),
-                    Some(false) => return Check::Done(Err(forbidden(&entry.principal, p))),
-                    None => {}
-                },
-            }
+        let entry = self.inner.tokens.get(token);
+        if let Some(answer) = entry.as_ref().and_then(|e| e.cached(permission)) {
+            return Check::Done(answer);
         }
-        let principal = match known
-            .cloned()
+        let principal = match entry
+            .map(|e| e.principal.clone())
+            .or_else(|| known.cloned())
             .map(Ok)
             .unwrap_or_else(|| self.read_claims(token))
         {
@@ -187,41 +307,67 @@ impl RemoteAuthorizer {
             serde_json::from_slice(&json).map_err(|_| AuthError::from(R::Malformed))?;
         let principal = Principal::from_claims(claims, &self.inner.mapping)
             .ok_or(AuthError::from(R::MissingClaim))?;
-        if principal.expires_at() + self.inner.leeway_secs <= unix_now() {
+        if principal
+            .expires_at()
+            .saturating_add(self.inner.leeway_secs)
+            <= unix_now()
+        {
             return Err(R::Expired.into());
         }
         Ok(principal)
     }
 
+    /// Asks the Auth service, sharing the call with concurrent identical questions.
     async fn ask(
         &self,
         token: Arc<str>,
         principal: Principal,
         permission: Option<&Permission>,
     ) -> Result<Principal, AuthError> {
-        let entry = match self.inner.tokens.get(&*token) {
-            Some(entry) => entry,
-            None => Arc::new(TokenEntry {
-                principal,
-                decisions: Mutex::new(HashMap::default()),
-            }),
-        };
-        let Some(p) = permission else {
-            self.validate(&token).await?;
-            self.inner.tokens.insert(token, entry.clone());
-            return Ok(entry.principal.clone());
-        };
-        let allowed = self.authorize(&token, &entry.principal, p).await?;
-        let ttl = self.inner.cache_ttl.min(Duration::from_secs(
-            entry.principal.expires_at().saturating_sub(unix_now()),
-        ));
-        entry.remember(p, allowed, ttl);
-        self.inner.tokens.insert(token, entry.clone());
-        if allowed {
-            Ok(entry.principal.clone())
-        } else {
-            Err(forbidden(&entry.principal, p))
+        let entry = self
+            .inner
+            .tokens
+            .get_with(token.clone(), || Arc::new(TokenEntry::new(principal)));
+        // A call that landed while this request waited to be polled already answered it.
+        if let Some(answer) = entry.cached(permission) {
+            return answer;
         }
+        let seat = Seat::take(&self.inner.flights, (token.clone(), permission.map(key_of)));
+        let allowed = seat
+            .flight
+            .get_or_init(|| self.call(&token, &entry, permission))
+            .await
+            .clone();
+        drop(seat);
+        outcome(&entry.principal, permission, allowed?)
+    }
+
+    /// One call to the Auth service, whose answer is remembered (or, on 401, forgets the token).
+    async fn call(
+        &self,
+        token: &Arc<str>,
+        entry: &TokenEntry,
+        permission: Option<&Permission>,
+    ) -> Result<bool, AuthError> {
+        let answer = match permission {
+            None => self.validate(token).await.map(|()| true),
+            Some(p) => self.authorize(token, &entry.principal, p).await,
+        };
+        match &answer {
+            Ok(allowed) => {
+                let ttl = self
+                    .inner
+                    .cache_ttl
+                    .min(until_exp(entry.principal.expires_at()));
+                entry.remember(permission.map(key_of), *allowed, ttl);
+            }
+            Err(AuthError::InvalidToken { .. }) => {
+                entry.forget();
+                self.inner.tokens.invalidate(&**token);
+            }
+            Err(_) => {}
+        }
+        answer
     }
 
     /// `POST /v1/authorize`: `Ok(true/false)` from a 200, 401 when the token is refused, 503
@@ -284,6 +430,18 @@ impl RemoteAuthorizer {
             }
             status => Err(unavailable(format!("userinfo answered {status}"))),
         }
+    }
+}
+
+/// The request's outcome once the service's answer (`allowed`) is known.
+fn outcome(
+    principal: &Principal,
+    permission: Option<&Permission>,
+    allowed: bool,
+) -> Result<Principal, AuthError> {
+    match permission {
+        Some(p) if !allowed => Err(forbidden(principal, p)),
+        _ => Ok(principal.clone()),
     }
 }
 
