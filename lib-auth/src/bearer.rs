@@ -9,7 +9,9 @@ use crate::error::{AuthError, InvalidTokenReason};
 ///
 /// Accepts `Bearer <token>` with the scheme in any case (RFC 6750), and a bare `<token>`, as
 /// Lerian's clients send. Refuses: no header (missing), two headers, `Bearer` with no token,
-/// another scheme, non-ASCII bytes, and a value longer than `max_token_bytes` plus the scheme.
+/// another scheme, bytes that are not UTF-8, and a value longer than `max_token_bytes` plus
+/// the scheme. (Non-ASCII characters and inner whitespace are refused by the verifier, the
+/// first time a token is seen.)
 pub fn bearer_token(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
@@ -22,13 +24,10 @@ pub fn bearer_token(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str,
     if value.len() > max_token_bytes + 16 {
         return Err(InvalidTokenReason::TooLarge.into());
     }
-    // `HeaderValue::to_str` checks byte by byte; `is_ascii` is word-at-a-time, and a header
-    // value never holds control characters other than tab.
-    let bytes = value.as_bytes();
-    if !bytes.is_ascii() {
-        return Err(InvalidTokenReason::NotAscii.into());
-    }
-    let value = std::str::from_utf8(bytes)
+    // `HeaderValue::to_str` checks byte by byte; UTF-8 validation is word-at-a-time. The
+    // finer checks (ASCII only, no inner whitespace) are `check_token_chars`, run only for a
+    // token that is not already known: a cached token passed them when it was first seen.
+    let value = std::str::from_utf8(value.as_bytes())
         .map_err(|_| AuthError::from(InvalidTokenReason::NotAscii))?
         .trim();
     let token = match value.split_once(' ') {
@@ -47,10 +46,20 @@ pub fn bearer_token(headers: &HeaderMap, max_token_bytes: usize) -> Result<&str,
     if token.len() > max_token_bytes {
         return Err(InvalidTokenReason::TooLarge.into());
     }
-    if token.as_bytes().contains(&b' ') || token.as_bytes().contains(&b'\t') {
+    Ok(token)
+}
+
+/// The checks of a token's characters that [`bearer_token`] leaves to the first sight of a
+/// token: visible ASCII only, no whitespace inside.
+pub(crate) fn check_token_chars(token: &str) -> Result<(), AuthError> {
+    let bytes = token.as_bytes();
+    if !bytes.is_ascii() {
+        return Err(InvalidTokenReason::NotAscii.into());
+    }
+    if bytes.contains(&b' ') || bytes.contains(&b'\t') {
         return Err(InvalidTokenReason::Malformed.into());
     }
-    Ok(token)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -107,10 +116,20 @@ mod tests {
             reason(bearer_token(&headers(&["Basic dXNlcjpwYXNz"]), 8192)),
             Some(InvalidTokenReason::UnsupportedScheme)
         );
+        // Inner whitespace and non-ASCII are refused on first sight of a token.
         assert_eq!(
-            reason(bearer_token(&headers(&["Bearer a b"]), 8192)),
+            bearer_token(&headers(&["Bearer a b"]), 8192).unwrap(),
+            "a b"
+        );
+        assert_eq!(
+            reason(check_token_chars("a b").map(|_| "")),
             Some(InvalidTokenReason::Malformed)
         );
+        assert_eq!(
+            reason(check_token_chars("a\u{e9}b").map(|_| "")),
+            Some(InvalidTokenReason::NotAscii)
+        );
+        assert!(check_token_chars("a.b.c").is_ok());
         let big = format!("Bearer {}", "a".repeat(9 * 1024));
         assert_eq!(
             reason(bearer_token(&headers(&[&big]), 8192)),

@@ -1,7 +1,8 @@
 //! The authenticated caller: who it is, what kind, and which roles and groups it holds.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Whether a principal is a person or a machine-to-machine application.
@@ -36,7 +37,53 @@ struct PrincipalData {
     scopes: Vec<String>,
     issuer: Option<String>,
     expires_at: u64,
-    claims: Map<String, Value>,
+    /// Every claim: parsed up front (`from_claims`) or on first use from `raw`.
+    claims: OnceLock<Map<String, Value>>,
+    raw: Box<[u8]>,
+}
+
+/// The claims a principal and the verifier read, parsed in one pass without building a map of
+/// every claim (the full map is built only if [`Principal::claims`] is called). Each field is
+/// a `Value` so that a claim of an unexpected type is reported by the check that reads it,
+/// not as an unreadable token.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TokenClaims {
+    pub(crate) sub: Option<Value>,
+    pub(crate) exp: Option<Value>,
+    pub(crate) nbf: Option<Value>,
+    pub(crate) iat: Option<Value>,
+    pub(crate) iss: Option<Value>,
+    pub(crate) aud: Option<Value>,
+    client_id: Option<Value>,
+    azp: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    owner: Option<Value>,
+    name: Option<Value>,
+    preferred_username: Option<Value>,
+    roles: Option<Value>,
+    groups: Option<Value>,
+    sid: Option<Value>,
+    jti: Option<Value>,
+    scope: Option<Value>,
+    scp: Option<Value>,
+}
+
+/// A NumericDate (RFC 7519 §2): a non-negative number of seconds, fractions allowed.
+pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let f = value.as_f64()?;
+    // `as` saturates at u64::MAX for huge values; negatives and NaN are refused here.
+    (f.is_finite() && f >= 0.0).then_some(f as u64)
+}
+
+fn text(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// Where in a token's claims the roles and groups are found, for tokens of third-party OIDC
@@ -100,40 +147,85 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
-    claims.get(name).and_then(Value::as_str).map(str::to_owned)
+impl ClaimMapping {
+    fn is_default(&self) -> bool {
+        self.roles_path.len() == 1
+            && self.roles_path[0] == "roles"
+            && self.groups_path.len() == 1
+            && self.groups_path[0] == "groups"
+    }
 }
 
 impl Principal {
-    /// Builds a principal from already-verified claims. `sub` and `exp` must be present (the
-    /// verifier checks that); returns `None` otherwise.
+    /// Builds a principal from already-verified claims. `sub` (a string) and `exp` (a
+    /// NumericDate) must be present; returns `None` otherwise.
     pub fn from_claims(claims: Map<String, Value>, mapping: &ClaimMapping) -> Option<Principal> {
-        let subject = string_claim(&claims, "sub")?;
-        let expires_at = claims.get("exp").and_then(Value::as_u64)?;
-        let client_id = string_claim(&claims, "client_id").or_else(|| string_claim(&claims, "azp"));
-        let kind = match claims.get("type").and_then(Value::as_str) {
+        let raw = serde_json::to_vec(&claims).ok()?;
+        let parsed = TokenClaims::deserialize(Value::Object(claims.clone())).ok()?;
+        Principal::from_parsed(
+            parsed,
+            raw.into_boxed_slice(),
+            OnceLock::from(claims),
+            mapping,
+        )
+    }
+
+    /// Builds a principal from verified claims parsed by [`TokenClaims`] and their JSON text.
+    pub(crate) fn from_token(
+        parsed: TokenClaims,
+        raw: &[u8],
+        mapping: &ClaimMapping,
+    ) -> Option<Principal> {
+        Principal::from_parsed(parsed, raw.into(), OnceLock::new(), mapping)
+    }
+
+    fn from_parsed(
+        mut parsed: TokenClaims,
+        raw: Box<[u8]>,
+        claims: OnceLock<Map<String, Value>>,
+        mapping: &ClaimMapping,
+    ) -> Option<Principal> {
+        let subject = text(parsed.sub.take())?;
+        let expires_at = numeric_date(parsed.exp.as_ref()?)?;
+        let client_id = text(parsed.client_id).or_else(|| text(parsed.azp));
+        let kind = match parsed.kind.as_ref().and_then(Value::as_str) {
             Some("application") => PrincipalKind::Application,
             Some(_) => PrincipalKind::User,
             None if client_id.as_deref() == Some(subject.as_str()) => PrincipalKind::Application,
             None => PrincipalKind::User,
         };
-        let scopes = string_list(claims.get("scope").or_else(|| claims.get("scp")));
+        let (roles, groups) = if mapping.is_default() {
+            (
+                string_list(parsed.roles.as_ref()),
+                string_list(parsed.groups.as_ref()),
+            )
+        } else {
+            let all = claims
+                .get()
+                .cloned()
+                .or_else(|| serde_json::from_slice(&raw).ok())
+                .unwrap_or_default();
+            (
+                string_list(lookup(&all, &mapping.roles_path)),
+                string_list(lookup(&all, &mapping.groups_path)),
+            )
+        };
         Some(Principal {
             inner: Arc::new(PrincipalData {
                 kind,
-                owner: string_claim(&claims, "owner"),
-                name: string_claim(&claims, "name")
-                    .or_else(|| string_claim(&claims, "preferred_username")),
-                roles: string_list(lookup(&claims, &mapping.roles_path)),
-                groups: string_list(lookup(&claims, &mapping.groups_path)),
+                owner: text(parsed.owner),
+                name: text(parsed.name).or_else(|| text(parsed.preferred_username)),
+                roles,
+                groups,
                 client_id,
-                session_id: string_claim(&claims, "sid"),
-                token_id: string_claim(&claims, "jti"),
-                issuer: string_claim(&claims, "iss"),
-                scopes,
+                session_id: text(parsed.sid),
+                token_id: text(parsed.jti),
+                issuer: text(parsed.iss),
+                scopes: string_list(parsed.scope.as_ref().or(parsed.scp.as_ref())),
                 expires_at,
                 subject,
                 claims,
+                raw,
             }),
         })
     }
@@ -198,9 +290,11 @@ impl Principal {
         self.inner.expires_at
     }
 
-    /// Every claim of the token, as received.
+    /// Every claim of the token, as received (parsed on first call).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.inner.claims
+        self.inner
+            .claims
+            .get_or_init(|| serde_json::from_slice(&self.inner.raw).unwrap_or_default())
     }
 }
 
@@ -251,6 +345,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.roles(), ["midaz-editor-role"]);
+    }
+
+    #[test]
+    fn token_claims_are_parsed_once_and_the_full_map_on_demand() {
+        let raw = br#"{"sub":"u","exp":1.5e9,"roles":["r"],"tenant":{"id":7}}"#;
+        let parsed: TokenClaims = serde_json::from_slice(raw).unwrap();
+        let p = Principal::from_token(parsed, raw, &ClaimMapping::default()).unwrap();
+        assert_eq!(p.expires_at(), 1_500_000_000);
+        assert_eq!(p.roles(), ["r"]);
+        assert_eq!(p.claims()["tenant"]["id"], 7);
+        let m = ClaimMapping::default().with_roles_path("tenant.roles");
+        let raw = br#"{"sub":"u","exp":1,"tenant":{"roles":["x"]}}"#;
+        let parsed: TokenClaims = serde_json::from_slice(raw).unwrap();
+        assert_eq!(Principal::from_token(parsed, raw, &m).unwrap().roles(), ["x"]);
     }
 
     #[test]

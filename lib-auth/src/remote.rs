@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 
 use crate::action::Action;
 use crate::auth::{Check, Permission};
+use crate::bearer::check_token_chars;
 use crate::config::AuthConfig;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
 use crate::principal::{ClaimMapping, Principal, PrincipalKind};
@@ -294,6 +295,7 @@ impl RemoteAuthorizer {
     /// refuses what is certainly bad: not a JWT, no `sub`/`exp`, already expired.
     fn read_claims(&self, token: &str) -> Result<Principal, AuthError> {
         use InvalidTokenReason as R;
+        check_token_chars(token)?;
         let mut parts = token.split('.');
         let (Some(_), Some(payload), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())

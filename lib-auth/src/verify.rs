@@ -7,16 +7,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use foldhash::fast::RandomState;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::bearer::check_token_chars;
 use crate::config::AuthConfig;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
 use crate::jwks::JwksSource;
 use crate::keys::{KeyLookup, KeySet, is_accepted_algorithm};
-use crate::principal::{ClaimMapping, Principal};
+use crate::principal::{ClaimMapping, Principal, TokenClaims, numeric_date};
 
 /// Where the verifier's keys come from.
 #[derive(Debug)]
@@ -62,7 +62,8 @@ pub(crate) fn unix_now() -> u64 {
 #[derive(Debug)]
 pub struct TokenVerifier {
     keys: Keys,
-    validations: Vec<(Algorithm, Validation)>,
+    issuer: Option<String>,
+    audience: Option<String>,
     accept_plain_jwt: bool,
     leeway_secs: u64,
     max_token_bytes: usize,
@@ -101,47 +102,14 @@ impl TokenVerifier {
                 config.jwks_max_age,
             )))
         };
-        let issuer = config.effective_issuer();
-        let validations = [
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-            Algorithm::ES256,
-            Algorithm::ES384,
-            Algorithm::EdDSA,
-        ]
-        .into_iter()
-        .map(|alg| {
-            let mut v = Validation::new(alg);
-            v.leeway = config.leeway.as_secs();
-            v.validate_exp = true;
-            v.validate_nbf = true;
-            let mut required = vec!["exp", "sub"];
-            if let Some(iss) = &issuer {
-                v.set_issuer(&[iss]);
-                required.push("iss");
-            }
-            match &config.audience {
-                Some(aud) => {
-                    v.set_audience(&[aud]);
-                    required.push("aud");
-                }
-                None => v.validate_aud = false,
-            }
-            v.set_required_spec_claims(&required);
-            (alg, v)
-        })
-        .collect();
         let cache = moka::sync::Cache::builder()
             .max_capacity(config.cache_capacity)
             .time_to_live(VERIFIED_TOKEN_TTL)
             .build_with_hasher(RandomState::default());
         Ok(TokenVerifier {
             keys,
-            validations,
+            issuer: config.effective_issuer(),
+            audience: config.audience.clone(),
             accept_plain_jwt: config.accept_plain_jwt,
             leeway_secs: config.leeway.as_secs(),
             max_token_bytes: config.max_token_bytes,
@@ -215,6 +183,7 @@ impl TokenVerifier {
         if token.len() > self.max_token_bytes {
             return Err(R::TooLarge.into());
         }
+        check_token_chars(token)?;
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -265,26 +234,75 @@ impl TokenVerifier {
             KeyLookup::WrongAlgorithm => return Err(R::AlgorithmNotAllowed.into()),
             KeyLookup::Unknown => return Err(R::UnknownKey.into()),
         };
-        let validation = self
-            .validations
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .map(|(_, v)| v)
-            .ok_or(AuthError::from(R::AlgorithmNotAllowed))?;
-
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), validation)
-                .map_err(|e| AuthError::from(reason_of(e.kind())))?;
-        let claims = data.claims;
-        match claims.get("iat") {
-            None => {}
-            Some(iat) => match iat.as_u64() {
-                Some(iat) if iat <= unix_now().saturating_add(self.leeway_secs) => {}
-                Some(_) => return Err(R::IssuedInFuture.into()),
-                None => return Err(R::MissingClaim.into()),
-            },
+        // Signature first: nothing of the payload is read before it is authenticated.
+        let (message, signature) = token
+            .rsplit_once('.')
+            .ok_or(AuthError::from(R::Malformed))?;
+        let signed =
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), key.decoding_key(), alg)
+                .map_err(|_| AuthError::from(R::Malformed))?;
+        if !signed {
+            return Err(R::BadSignature.into());
         }
-        Principal::from_claims(claims, &self.mapping).ok_or_else(|| R::MissingClaim.into())
+        let payload = message
+            .split_once('.')
+            .map(|(_, payload)| payload)
+            .ok_or(AuthError::from(R::Malformed))?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| AuthError::from(R::Malformed))?;
+        let claims: TokenClaims =
+            serde_json::from_slice(&json).map_err(|_| AuthError::from(R::Malformed))?;
+        self.check_claims(&claims)?;
+        Principal::from_token(claims, &json, &self.mapping).ok_or_else(|| R::MissingClaim.into())
+    }
+
+    /// The registered claims of SPEC §3: `exp` required, `nbf` and `iat` checked when present,
+    /// all with the leeway; `iss` required and equal to the pinned issuer; `aud` required and
+    /// containing the configured audience, when one is configured. `sub` is required by
+    /// [`Principal::from_claims`].
+    fn check_claims(&self, claims: &TokenClaims) -> Result<(), AuthError> {
+        use InvalidTokenReason as R;
+        let now = unix_now();
+        let leeway = self.leeway_secs;
+        let date = |claim: &Option<Value>| -> Result<Option<u64>, AuthError> {
+            match claim {
+                None => Ok(None),
+                Some(v) => numeric_date(v).map(Some).ok_or(R::MissingClaim.into()),
+            }
+        };
+        let exp = date(&claims.exp)?.ok_or(AuthError::from(R::MissingClaim))?;
+        if exp.saturating_add(leeway) < now {
+            return Err(R::Expired.into());
+        }
+        if let Some(nbf) = date(&claims.nbf)?
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(R::NotYetValid.into());
+        }
+        if let Some(iat) = date(&claims.iat)?
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(R::IssuedInFuture.into());
+        }
+        if let Some(issuer) = &self.issuer {
+            match &claims.iss {
+                Some(Value::String(iss)) if iss == issuer => {}
+                Some(Value::String(_)) => return Err(R::WrongIssuer.into()),
+                _ => return Err(R::MissingClaim.into()),
+            }
+        }
+        if let Some(audience) = &self.audience {
+            let matches = match &claims.aud {
+                Some(Value::String(aud)) => aud == audience,
+                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+                _ => return Err(R::MissingClaim.into()),
+            };
+            if !matches {
+                return Err(R::WrongAudience.into());
+            }
+        }
+        Ok(())
     }
 
     fn is_accepted_type(&self, typ: Option<&str>) -> bool {
@@ -299,20 +317,5 @@ impl TokenVerifier {
             None => self.accept_plain_jwt,
             Some(_) => false,
         }
-    }
-}
-
-fn reason_of(kind: &ErrorKind) -> InvalidTokenReason {
-    use InvalidTokenReason as R;
-    match kind {
-        ErrorKind::InvalidSignature => R::BadSignature,
-        ErrorKind::ExpiredSignature => R::Expired,
-        ErrorKind::ImmatureSignature => R::NotYetValid,
-        ErrorKind::InvalidIssuer => R::WrongIssuer,
-        ErrorKind::InvalidAudience => R::WrongAudience,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => R::MissingClaim,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => R::AlgorithmNotAllowed,
-        // Bad base64 in the signature or payload, payload not JSON, wrong key shapes.
-        _ => R::Malformed,
     }
 }
