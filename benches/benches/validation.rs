@@ -12,11 +12,13 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use foldhash::fast::RandomState;
 use http::{Request, Response};
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -26,6 +28,9 @@ use serde::Deserialize;
 use tower::{Layer, Service, service_fn};
 
 type Body = Full<Bytes>;
+
+/// The key a decision cache would need: token, product, resource, action.
+type DecisionKey = (Arc<str>, Arc<str>, Arc<str>, u8);
 
 /// What a typical service would decode its tokens into.
 #[derive(Deserialize)]
@@ -147,6 +152,41 @@ fn bench_validation(c: &mut Criterion) {
                 jsonwebtoken::decode::<Claims>(black_box(&token), &decoding, &validation)
                     .expect("valid"),
             )
+        })
+    });
+    group.finish();
+
+    // Why local mode keeps no decision cache: a compiled decision against a cache hit keyed by
+    // (token, product, resource, action), the key a decision cache needs.
+    let mut group = c.benchmark_group("decision");
+    let principal = poll_once(auth.authenticate_headers(request(&token).headers())).expect("valid");
+    group.bench_function("compiled policy decide (uncached)", |b| {
+        b.iter(|| {
+            black_box(auth.decide(
+                black_box(&principal),
+                "midaz",
+                "ledgers",
+                lib_auth::Action::Get,
+            ))
+        })
+    });
+    let cache: moka::sync::Cache<DecisionKey, bool, RandomState> = moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .build_with_hasher(RandomState::default());
+    let (product, resource): (Arc<str>, Arc<str>) = (Arc::from("midaz"), Arc::from("ledgers"));
+    let token_key: Arc<str> = Arc::from(token.as_str());
+    cache.insert(
+        (token_key.clone(), product.clone(), resource.clone(), 0),
+        true,
+    );
+    group.bench_function("moka decision cache hit (token+permission key)", |b| {
+        b.iter(|| {
+            black_box(cache.get(&(
+                token_key.clone(),
+                product.clone(),
+                resource.clone(),
+                black_box(0u8),
+            )))
         })
     });
     group.finish();

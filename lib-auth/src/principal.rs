@@ -358,7 +358,10 @@ mod tests {
         let m = ClaimMapping::default().with_roles_path("tenant.roles");
         let raw = br#"{"sub":"u","exp":1,"tenant":{"roles":["x"]}}"#;
         let parsed: TokenClaims = serde_json::from_slice(raw).unwrap();
-        assert_eq!(Principal::from_token(parsed, raw, &m).unwrap().roles(), ["x"]);
+        assert_eq!(
+            Principal::from_token(parsed, raw, &m).unwrap().roles(),
+            ["x"]
+        );
     }
 
     #[test]
