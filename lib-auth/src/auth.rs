@@ -5,14 +5,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{HeaderMap, Response};
 
 use crate::action::Action;
 use crate::bearer::bearer_token;
 use crate::config::{AuthConfig, Mode, PolicySource};
 use crate::decision::{CompiledPolicy, Decision};
 use crate::error::{AuthError, ConfigError};
-use crate::layer::{AuthenticateLayer, RequireLayer};
+use crate::layer::{AuthenticateLayer, RequireLayer, error_response};
 use crate::m2m::{ApplicationToken, ApplicationTokenError};
 use crate::policy::Policy;
 use crate::principal::Principal;
@@ -50,9 +51,22 @@ pub(crate) struct Permission {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Auth {
     inner: Arc<Inner>,
+    responder: Option<ErrorResponder>,
+}
+
+/// Builds the HTTP answer to a refused request; see [`Auth::with_error_responder`].
+pub type ErrorResponder = Arc<dyn Fn(&AuthError) -> Response<Bytes> + Send + Sync>;
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("inner", &self.inner)
+            .field("custom_responder", &self.responder.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -117,6 +131,7 @@ impl Auth {
             }
         };
         Ok(Auth {
+            responder: None,
             inner: Arc::new(Inner {
                 enabled: config.enabled,
                 max_token_bytes: config.max_token_bytes,
@@ -129,6 +144,49 @@ impl Auth {
     /// [`Auth::new`] from [`AuthConfig::from_env`].
     pub fn from_env() -> Result<Auth, ConfigError> {
         Auth::new(AuthConfig::from_env()?)
+    }
+
+    /// The same library, answering refused requests with `responder` instead of the SPEC
+    /// envelope (see [`error_response`]). Use it for custom 401/403/503 bodies; the status,
+    /// headers and body are all yours. Every layer built afterwards from the returned `Auth`
+    /// uses it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use lib_auth::{Auth, AuthConfig};
+    ///
+    /// let auth = Auth::new(AuthConfig::default())
+    ///     .unwrap()
+    ///     .with_error_responder(|error| {
+    ///         let mut response = http::Response::new(Bytes::from(format!(
+    ///             r#"{{"error":"{}"}}"#,
+    ///             error.code()
+    ///         )));
+    ///         *response.status_mut() = error.status();
+    ///         response
+    ///     });
+    /// # let _ = auth;
+    /// ```
+    pub fn with_error_responder(
+        mut self,
+        responder: impl Fn(&AuthError) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Auth {
+        self.responder = Some(Arc::new(responder));
+        self
+    }
+
+    /// The answer to a refused request: logged (details of a 503 go to the log only), then
+    /// built by the custom responder, or [`error_response`].
+    pub fn respond<B: From<Bytes>>(&self, error: &AuthError) -> Response<B> {
+        if let AuthError::Unavailable { detail } = error {
+            tracing::warn!(%detail, "authorization unavailable");
+        } else {
+            tracing::debug!(%error, "request refused");
+        }
+        match &self.responder {
+            Some(responder) => responder(error).map(B::from),
+            None => error_response(error),
+        }
     }
 
     /// Whether requests are checked at all (`PLUGIN_AUTH_ENABLED`).
@@ -267,6 +325,7 @@ fn load_policy(source: &PolicySource) -> Result<Policy, ConfigError> {
     match source {
         PolicySource::BuiltIn => Ok(Policy::midaz()),
         PolicySource::File(path) => Ok(Policy::from_file(path)?),
+        PolicySource::Document(policy) => Ok((**policy).clone()),
         PolicySource::Server => Err(ConfigError::InvalidValue {
             variable: "PLUGIN_AUTH_POLICY",
             value: "server".to_owned(),

@@ -30,6 +30,8 @@ pub enum PolicySource {
     File(PathBuf),
     /// Synchronised from the Auth service's `GET /v1/policy` (needs the client credentials).
     Server,
+    /// A policy document built in code (validated when the library is built).
+    Document(Box<crate::policy::Policy>),
 }
 
 /// A secret string whose `Debug` and `Display` never show the value.

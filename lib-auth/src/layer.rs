@@ -112,7 +112,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, ReqBody>;
+    type Future = ResponseFuture<S::Future, S, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -123,7 +123,7 @@ where
             return ResponseFuture::calling(self.inner.call(req));
         }
         let check = self.auth.check(req.headers(), None, None);
-        guard(&mut self.inner, req, check)
+        guard(&self.auth, &mut self.inner, req, check)
     }
 }
 
@@ -134,7 +134,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, ReqBody>;
+    type Future = ResponseFuture<S::Future, S, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -149,9 +149,11 @@ where
             ActionOf::Method => match Action::from_method(req.method()) {
                 Some(action) => action,
                 None => {
-                    return ResponseFuture::refused(AuthError::MethodNotMapped {
-                        method: req.method().to_string(),
-                    });
+                    return ResponseFuture::refused(self.auth.respond(
+                        &AuthError::MethodNotMapped {
+                            method: req.method().to_string(),
+                        },
+                    ));
                 }
             },
         };
@@ -165,32 +167,35 @@ where
             req.extensions().get::<Principal>(),
             Some(&permission),
         );
-        guard(&mut self.inner, req, check)
+        guard(&self.auth, &mut self.inner, req, check)
     }
 }
 
 /// Calls the inner service now, refuses now, or defers both to the pending check. Takes the
 /// service that was driven to readiness and leaves a clone in its place, as tower documents.
 fn guard<S, ReqBody, ResBody>(
+    auth: &Auth,
     inner: &mut S,
     mut req: Request<ReqBody>,
     check: Check,
-) -> ResponseFuture<S::Future, S, ReqBody>
+) -> ResponseFuture<S::Future, S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<Bytes>,
 {
     match check {
         Check::Done(Ok(principal)) => {
             req.extensions_mut().insert(principal);
             ResponseFuture::calling(inner.call(req))
         }
-        Check::Done(Err(error)) => ResponseFuture::refused(error),
+        Check::Done(Err(error)) => ResponseFuture::refused(auth.respond(&error)),
         Check::Pending(check) => {
             let clone = inner.clone();
             let ready = std::mem::replace(inner, clone);
             ResponseFuture {
                 state: State::Checking {
                     check,
+                    auth: auth.clone(),
                     request: Some(req),
                     inner: Some(ready),
                 },
@@ -201,17 +206,18 @@ where
 
 pin_project! {
     /// The response future of [`Authenticate`] and [`Require`].
-    pub struct ResponseFuture<F, S, ReqBody> {
+    pub struct ResponseFuture<F, S, ReqBody, ResBody> {
         #[pin]
-        state: State<F, S, ReqBody>,
+        state: State<F, S, ReqBody, ResBody>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, S, ReqBody> {
+    enum State<F, S, ReqBody, ResBody> {
         Checking {
             check: BoxCheck,
+            auth: Auth,
             request: Option<Request<ReqBody>>,
             inner: Option<S>,
         },
@@ -220,26 +226,36 @@ pin_project! {
             future: F,
         },
         Refused {
-            error: Option<AuthError>,
+            response: Option<Response<ResBody>>,
         },
     }
 }
 
-impl<F, S, ReqBody> ResponseFuture<F, S, ReqBody> {
+impl<F, S, ReqBody, ResBody> ResponseFuture<F, S, ReqBody, ResBody> {
     fn calling(future: F) -> Self {
         ResponseFuture {
             state: State::Calling { future },
         }
     }
 
-    fn refused(error: AuthError) -> Self {
+    fn refused(response: Response<ResBody>) -> Self {
         ResponseFuture {
-            state: State::Refused { error: Some(error) },
+            state: State::Refused {
+                response: Some(response),
+            },
         }
     }
 }
 
-impl<F, S, ReqBody, ResBody, E> Future for ResponseFuture<F, S, ReqBody>
+/// The answer when a future is polled after it completed: a caller bug, answered without
+/// panicking.
+fn polled_after_completion<B: From<Bytes>>() -> Response<B> {
+    error_response(&AuthError::Unavailable {
+        detail: "response future polled after completion".to_owned(),
+    })
+}
+
+impl<F, S, ReqBody, ResBody, E> Future for ResponseFuture<F, S, ReqBody, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = E, Future = F>,
@@ -253,43 +269,36 @@ where
             match this.state.as_mut().project() {
                 StateProj::Checking {
                     check,
+                    auth,
                     request,
                     inner,
                 } => {
                     let principal = match ready!(check.as_mut().poll(cx)) {
                         Ok(principal) => principal,
-                        Err(error) => return Poll::Ready(Ok(error_response(&error))),
+                        Err(error) => return Poll::Ready(Ok(auth.respond(&error))),
                     };
                     let (Some(mut req), Some(mut service)) = (request.take(), inner.take()) else {
-                        // Polled again after completion: a caller bug, answered without panicking.
-                        return Poll::Ready(Ok(error_response(&AuthError::Unavailable {
-                            detail: "response future polled after completion".to_owned(),
-                        })));
+                        return Poll::Ready(Ok(polled_after_completion()));
                     };
                     req.extensions_mut().insert(principal);
                     let future = service.call(req);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => return future.poll(cx),
-                StateProj::Refused { error } => {
-                    let error = error.take().unwrap_or(AuthError::Unavailable {
-                        detail: "response future polled after completion".to_owned(),
-                    });
-                    return Poll::Ready(Ok(error_response(&error)));
+                StateProj::Refused { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .unwrap_or_else(polled_after_completion)));
                 }
             }
         }
     }
 }
 
-/// The HTTP answer to an [`AuthError`]: its status, the `{code,title,message}` JSON body,
-/// `WWW-Authenticate` on 401/403, and `Cache-Control: no-store`.
+/// The default HTTP answer to an [`AuthError`]: its status, the `{code,title,message}` JSON
+/// body, `WWW-Authenticate` on 401/403, and `Cache-Control: no-store`. Logs nothing (the
+/// layers log through [`Auth::respond`]).
 pub fn error_response<B: From<Bytes>>(error: &AuthError) -> Response<B> {
-    if let AuthError::Unavailable { detail } = error {
-        tracing::warn!(%detail, "authorization unavailable");
-    } else {
-        tracing::debug!(%error, "request refused");
-    }
     let mut response = Response::new(B::from(Bytes::from(error.body_json())));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();

@@ -48,7 +48,7 @@ mod remote;
 mod verify;
 
 pub use action::{Action, UnknownAction};
-pub use auth::Auth;
+pub use auth::{Auth, ErrorResponder};
 pub use bearer::bearer_token;
 pub use config::{AuthConfig, Mode, PolicySource, Secret};
 pub use decision::{CompiledPolicy, Decision, DenyReason};
