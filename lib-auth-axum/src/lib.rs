@@ -125,3 +125,8 @@ impl IntoResponse for AuthRejection {
         lib_auth::error_response(&self.0)
     }
 }
+
+/// The code blocks of the repository's README, compiled as doc-tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

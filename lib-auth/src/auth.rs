@@ -324,7 +324,12 @@ fn decide_local(
 fn load_policy(source: &PolicySource) -> Result<Policy, ConfigError> {
     match source {
         PolicySource::BuiltIn => Ok(Policy::midaz()),
-        PolicySource::File(path) => Ok(Policy::from_file(path)?),
+        PolicySource::File(path) => {
+            Policy::from_file(path).map_err(|source| ConfigError::PolicyFile {
+                path: path.display().to_string(),
+                source,
+            })
+        }
         PolicySource::Document(policy) => Ok((**policy).clone()),
         PolicySource::Server => Err(ConfigError::InvalidValue {
             variable: "PLUGIN_AUTH_POLICY",

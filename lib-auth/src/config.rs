@@ -266,6 +266,9 @@ impl AuthConfig {
         }
         if let Some(v) = get("PLUGIN_AUTH_LEEWAY") {
             c.leeway = parse_duration("PLUGIN_AUTH_LEEWAY", &v)?;
+            if c.leeway > MAX_LEEWAY {
+                return Err(invalid("PLUGIN_AUTH_LEEWAY", &v, LEEWAY_EXPECTED));
+            }
         }
         c.valkey_url = get("VALKEY_URL");
         if let Some(v) = get("PLUGIN_AUTH_ROLES_CLAIM") {
@@ -281,38 +284,44 @@ impl AuthConfig {
         Ok(c)
     }
 
-    /// Checks that the settings fit together. Only enabled configurations are checked: a
-    /// disabled library needs nothing.
+    /// Checks that the settings fit together. Values are always checked (URLs, leeway,
+    /// sizes); what an enabled library needs (a key source, a pinned issuer, a host for remote
+    /// mode) only when `enabled`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let is_http = |url: &str| {
+            reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        };
         for (variable, url) in [
             ("PLUGIN_AUTH_HOST", &self.host),
             ("PLUGIN_AUTH_JWKS_URL", &self.jwks_url),
-            ("VALKEY_URL", &self.valkey_url),
         ] {
-            if let Some(url) = url {
-                let ok = match variable {
-                    "VALKEY_URL" => {
-                        url.starts_with("redis://")
-                            || url.starts_with("rediss://")
-                            || url.starts_with("valkey://")
-                    }
-                    _ => reqwest::Url::parse(url)
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()),
-                };
-                if !ok {
-                    return Err(invalid(
-                        variable,
-                        url,
-                        "an absolute http(s) URL (redis:// for VALKEY_URL)",
-                    ));
-                }
+            if let Some(url) = url
+                && !is_http(url)
+            {
+                return Err(invalid(
+                    variable,
+                    url,
+                    "an absolute http:// or https:// URL",
+                ));
             }
         }
-        if self.leeway > Duration::from_secs(3600) {
+        if let Some(url) = &self.valkey_url
+            && !["redis://", "rediss://", "valkey://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(invalid(
+                "VALKEY_URL",
+                url,
+                "a redis://, rediss:// or valkey:// URL",
+            ));
+        }
+        if self.leeway > MAX_LEEWAY {
             return Err(invalid(
                 "PLUGIN_AUTH_LEEWAY",
                 &format!("{}s", self.leeway.as_secs()),
-                "at most 1h: clock skew larger than that means a broken clock",
+                LEEWAY_EXPECTED,
             ));
         }
         if self.max_token_bytes == 0 {
@@ -369,6 +378,10 @@ impl AuthConfig {
         })
     }
 }
+
+/// Clock skew beyond this means a broken clock, not skew.
+const MAX_LEEWAY: Duration = Duration::from_secs(3600);
+const LEEWAY_EXPECTED: &str = "at most 1h: clock skew larger than that means a broken clock";
 
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::InvalidValue {
@@ -492,6 +505,7 @@ mod tests {
             ("PLUGIN_AUTH_CACHE_TTL", "30 seconds"),
             ("PLUGIN_AUTH_LEEWAY", "-1s"),
             ("PLUGIN_AUTH_LEEWAY", "7200"),
+            ("PLUGIN_AUTH_LEEWAY", "2h"),
             ("PLUGIN_AUTH_HOST", "auth:4000"),
             ("VALKEY_URL", "http://cache"),
             ("PLUGIN_AUTH_ACCEPT_JWT_TYP", "maybe"),

@@ -121,6 +121,39 @@ struct ProductGrants {
     any_resource: Option<ActionGrants>,
 }
 
+/// The roles of a validated (acyclic) policy in an order where every role comes before the
+/// roles it includes: the reverse post-order of an iterative depth-first search.
+fn includers_first(policy: &Policy, index: &FastMap<Box<str>, usize>) -> Vec<usize> {
+    let n = policy.roles.len();
+    let mut post = Vec::with_capacity(n);
+    let mut visited = vec![false; n];
+    for start in 0..n {
+        if visited[start] {
+            continue;
+        }
+        visited[start] = true;
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (role, next) = *top;
+            let includes = &policy.roles[role].includes;
+            if next == includes.len() {
+                post.push(role);
+                stack.pop();
+                continue;
+            }
+            top.1 += 1;
+            if let Some(&child) = index.get(includes[next].as_str())
+                && !visited[child]
+            {
+                visited[child] = true;
+                stack.push((child, 0));
+            }
+        }
+    }
+    post.reverse();
+    post
+}
+
 /// A validated policy compiled for constant-time decisions. Cheap to share (`Arc`) and
 /// immutable; reloading a policy means compiling a new one.
 #[derive(Debug, Clone)]
@@ -158,14 +191,29 @@ impl CompiledPolicy {
             bits
         };
 
-        // holders[j] = every role whose closure contains role j (j itself included).
-        let mut holders: Vec<Box<RoleBits>> = vec![vec![0; words].into_boxed_slice(); n];
-        for (i, role) in policy.roles.iter().enumerate() {
-            for included in policy.closure_of(&role.id) {
-                if let Some(&j) = role_index.get(included) {
-                    set(&mut holders[j], i);
+        // holders[j] = every role whose closure contains role j (j itself included). Built in
+        // an order where a role comes before the roles it includes, so that a role's holders
+        // are complete when they are passed on to its includes: one bit-set union per
+        // inclusion, instead of a closure per role (cubic in the length of an include chain).
+        let mut holders: Vec<Box<RoleBits>> = (0..n)
+            .map(|i| {
+                let mut bits = vec![0; words].into_boxed_slice();
+                set(&mut bits, i);
+                bits
+            })
+            .collect();
+        for i in includers_first(policy, &role_index) {
+            let of_i = std::mem::take(&mut holders[i]);
+            for included in &policy.roles[i].includes {
+                if let Some(&j) = role_index.get(included.as_str())
+                    && j != i
+                {
+                    for (w, h) in holders[j].iter_mut().zip(of_i.iter()) {
+                        *w |= h;
+                    }
                 }
             }
+            holders[i] = of_i;
         }
 
         let mut products: FastMap<Box<str>, ProductGrants> = FastMap::default();

@@ -242,6 +242,14 @@ pub enum ConfigError {
     /// The policy cannot be loaded.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The policy file named by `PLUGIN_AUTH_POLICY` cannot be loaded.
+    #[error("PLUGIN_AUTH_POLICY={path:?}: {source}")]
+    PolicyFile {
+        /// The file's path.
+        path: String,
+        /// What is wrong with it.
+        source: PolicyError,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),

@@ -2,7 +2,7 @@
 //! unknown `kid` appears, refreshed in the background when old, and served stale while the
 //! key source is down.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 pub(crate) struct Fetched {
     pub(crate) keys: KeySet,
     pub(crate) at: Instant,
+    /// The source's key epoch when these keys were stored (see [`JwksSource::epoch`]).
+    pub(crate) epoch: u64,
 }
 
 /// A JWKS endpoint and the keys last fetched from it.
@@ -25,9 +27,11 @@ pub(crate) struct JwksSource {
     url: String,
     client: reqwest::Client,
     current: RwLock<Option<Arc<Fetched>>>,
-    /// Held while fetching: the single flight. Holds the time of the last attempt.
-    gate: tokio::sync::Mutex<Option<Instant>>,
+    /// Held while fetching: the single flight. Holds the time the last attempt ended.
+    gate: Arc<tokio::sync::Mutex<Option<Instant>>>,
     background_refresh: AtomicBool,
+    /// Bumped whenever a fetch drops or changes a key that the previous fetch held.
+    epoch: AtomicU64,
     min_interval: Duration,
     max_age: Duration,
 }
@@ -43,8 +47,9 @@ impl JwksSource {
             url,
             client,
             current: RwLock::new(None),
-            gate: tokio::sync::Mutex::new(None),
+            gate: Arc::new(tokio::sync::Mutex::new(None)),
             background_refresh: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             min_interval,
             max_age,
         }
@@ -65,21 +70,33 @@ impl JwksSource {
         }
     }
 
+    /// The key epoch: it changes when a fetch drops a key (or changes the key behind a `kid`)
+    /// that the previous fetch held, so that tokens verified with the old keys are verified
+    /// again instead of being served from a cache.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Whether the current keys are old enough for a background refresh.
     pub(crate) fn is_stale(&self, fetched: &Fetched) -> bool {
         fetched.at.elapsed() >= self.max_age
     }
 
     /// Refreshes the keys unless another caller already did since `seen` was read, or the last
-    /// attempt was less than `min_interval` ago. Concurrent callers wait for one fetch.
+    /// attempt ended less than `min_interval` ago. Concurrent callers wait for one fetch.
+    ///
+    /// The fetch runs in a task of its own (when a Tokio runtime is at hand) that holds the
+    /// single-flight gate: a caller that goes away — a client hanging up — neither cancels it
+    /// nor lets the next caller find "attempted just now" with nothing fetched.
     ///
     /// Returns the newest keys (possibly still `seen`). With no keys at all and no fetch
     /// possible, returns [`AuthError::Unavailable`].
     pub(crate) async fn refresh(
-        &self,
+        self: &Arc<Self>,
         seen: Option<&Arc<Fetched>>,
     ) -> Result<Arc<Fetched>, AuthError> {
-        let mut last_attempt = self.gate.lock().await;
+        let mut last_attempt = Arc::clone(&self.gate).lock_owned().await;
         let now_current = self.current();
         let changed = match (&now_current, seen) {
             (Some(now), Some(seen)) => !Arc::ptr_eq(now, seen),
@@ -91,12 +108,47 @@ impl JwksSource {
             return now_current.ok_or_else(|| self.unavailable("no keys yet, last fetch failed"));
         }
         *last_attempt = Some(Instant::now());
-        match self.fetch().await {
+        let source = Arc::clone(self);
+        let attempt = async move {
+            let result = source.fetch().await;
+            // The interval runs from the end of an attempt: a key source slower than the
+            // interval is not fetched back to back.
+            *last_attempt = Some(Instant::now());
+            let outcome = source.complete(result, now_current);
+            drop(last_attempt);
+            outcome
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn(attempt)
+                .await
+                .unwrap_or_else(|_| Err(self.unavailable("the JWKS fetch task failed"))),
+            Err(_) => attempt.await,
+        }
+    }
+
+    /// Stores the keys of a successful fetch (bumping the key epoch when a key was dropped or
+    /// changed), or logs a failed one; returns the keys to use.
+    fn complete(
+        &self,
+        result: Result<KeySet, String>,
+        now_current: Option<Arc<Fetched>>,
+    ) -> Result<Arc<Fetched>, AuthError> {
+        match result {
             Ok(keys) => {
                 tracing::debug!(url = %self.url, keys = keys.len(), "fetched JWKS");
+                let epoch = match &now_current {
+                    Some(old) if !keys.retains_all_of(&old.keys) => {
+                        tracing::info!(url = %self.url,
+                            "the JWKS dropped or changed a key: tokens verified with it are checked again");
+                        self.epoch.fetch_add(1, Ordering::AcqRel) + 1
+                    }
+                    _ => self.epoch(),
+                };
                 let fetched = Arc::new(Fetched {
                     keys,
                     at: Instant::now(),
+                    epoch,
                 });
                 self.store(fetched.clone());
                 Ok(fetched)

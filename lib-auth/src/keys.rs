@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
-};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::error::ConfigError;
 
@@ -20,6 +20,9 @@ pub struct VerificationKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
+    /// SHA-256 of the algorithm and the public key material: tells whether a key fetched again
+    /// is the same key.
+    fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -52,6 +55,83 @@ fn key_error(name: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The Ed25519 points of small order, as libsodium lists them (the sign bit, the top bit of
+/// the last byte, is ignored when comparing). With such a "public key" the cofactorless check
+/// accepts `R = identity, S = 0` — or a few other fixed signatures — for *every* message.
+const ED25519_SMALL_ORDER: [[u8; 32]; 7] = {
+    let mut ff = [0xff; 32];
+    ff[31] = 0x7f;
+    let mut p_minus_1 = ff;
+    p_minus_1[0] = 0xec;
+    let mut p = ff;
+    p[0] = 0xed;
+    let mut p_plus_1 = ff;
+    p_plus_1[0] = 0xee;
+    let mut one = [0; 32];
+    one[0] = 1;
+    [
+        [0; 32],
+        one,
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+        p_minus_1,
+        p,
+        p_plus_1,
+    ]
+};
+
+fn is_small_order_ed25519(key: &[u8]) -> bool {
+    key.len() == 32
+        && ED25519_SMALL_ORDER
+            .iter()
+            .any(|weak| key[..31] == weak[..31] && key[31] & 0x7f == weak[31])
+}
+
+/// Final checks of a decoded key, and its fingerprint.
+fn checked(
+    name: &str,
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+) -> Result<VerificationKey, ConfigError> {
+    let mut hash = Sha256::new();
+    hash.update(format!("{algorithm:?}").as_bytes());
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => {
+            if algorithm == Algorithm::EdDSA && (bytes.len() != 32 || is_small_order_ed25519(bytes))
+            {
+                return Err(key_error(
+                    name,
+                    "not a usable Ed25519 public key (wrong length or a point of small order)",
+                ));
+            }
+            hash.update(b"\0der\0");
+            hash.update(bytes);
+        }
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            hash.update(b"\0n\0");
+            hash.update((n.len() as u64).to_be_bytes());
+            hash.update(n);
+            hash.update(b"\0e\0");
+            hash.update(e);
+        }
+    }
+    Ok(VerificationKey {
+        kid,
+        algorithm,
+        key,
+        fingerprint: hash.finalize().into(),
+    })
+}
+
 impl VerificationKey {
     /// A key from a PEM public key (SPKI, or PKCS#1 for RSA) for `algorithm`.
     pub fn from_pem(
@@ -72,11 +152,7 @@ impl VerificationKey {
             _ => return Err(key_error(name, "only asymmetric algorithms are accepted")),
         }
         .map_err(|e| key_error(name, e.to_string()))?;
-        Ok(VerificationKey {
-            kid: kid.map(str::to_owned),
-            algorithm,
-            key,
-        })
+        checked(name, kid.map(str::to_owned), algorithm, key)
     }
 
     /// A key from a JWK. The algorithm is the JWK's `alg` when present (it must fit the key
@@ -154,11 +230,7 @@ impl VerificationKey {
             _ => return Err(key_error(&name, "unsupported key type")),
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|e| key_error(&name, e.to_string()))?;
-        Ok(VerificationKey {
-            kid,
-            algorithm,
-            key,
-        })
+        checked(&name, kid, algorithm, key)
     }
 
     /// The key id (`kid`), if any.
@@ -234,19 +306,49 @@ impl KeySet {
     }
 
     /// Parses a JWKS document. Keys that cannot verify signatures (encryption keys, symmetric
-    /// keys, unsupported curves) are skipped with a debug log, so one odd key of a third-party
-    /// JWKS does not disable the others.
+    /// keys, unsupported curves, key types or algorithms unknown to this library, malformed or
+    /// weak keys) are skipped with a debug log, so one odd key of a third-party JWKS does not
+    /// disable the others.
     pub fn from_jwks_json(text: &[u8]) -> Result<KeySet, ConfigError> {
-        let jwks: JwkSet = serde_json::from_slice(text)
+        /// The document's shape only: each key is parsed on its own, so that one key of a
+        /// type `Jwk` cannot represent does not make the whole document unreadable.
+        #[derive(Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let jwks: Document = serde_json::from_slice(text)
             .map_err(|e| key_error("<jwks>", format!("not a JWKS document: {e}")))?;
         let mut set = KeySet::default();
-        for jwk in &jwks.keys {
-            match VerificationKey::from_jwk(jwk) {
+        for value in jwks.keys {
+            let jwk = match Jwk::deserialize(value) {
+                Ok(jwk) => jwk,
+                Err(e) => {
+                    tracing::debug!(error = %e, "skipping a JWKS key of an unknown form");
+                    continue;
+                }
+            };
+            match VerificationKey::from_jwk(&jwk) {
                 Ok(key) => set.insert(key),
                 Err(e) => tracing::debug!(error = %e, "skipping a JWKS key"),
             }
         }
         Ok(set)
+    }
+
+    /// Whether every key of `old` is in this set, unchanged (same `kid`, algorithm and key
+    /// material). When not, tokens verified with `old` may no longer be trusted.
+    pub(crate) fn retains_all_of(&self, old: &KeySet) -> bool {
+        let by_kid = old.by_kid.iter().all(|(kid, key)| {
+            self.by_kid
+                .get(kid)
+                .is_some_and(|now| now.fingerprint == key.fingerprint)
+        });
+        by_kid
+            && old.unnamed.iter().all(|key| {
+                self.unnamed
+                    .iter()
+                    .any(|now| now.fingerprint == key.fingerprint)
+            })
     }
 
     /// Number of keys.

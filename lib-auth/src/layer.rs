@@ -144,29 +144,34 @@ where
         if !self.auth.is_enabled() {
             return ResponseFuture::calling(self.inner.call(req));
         }
+        let known = req.extensions().get::<Principal>();
         let action = match self.action {
-            ActionOf::Fixed(action) => action,
-            ActionOf::Method => match Action::from_method(req.method()) {
-                Some(action) => action,
-                None => {
-                    return ResponseFuture::refused(self.auth.respond(
-                        &AuthError::MethodNotMapped {
-                            method: req.method().to_string(),
-                        },
-                    ));
+            ActionOf::Fixed(action) => Some(action),
+            ActionOf::Method => Action::from_method(req.method()),
+        };
+        let check = match action {
+            Some(action) => {
+                let permission = Permission {
+                    product: self.product.clone(),
+                    resource: self.resource.clone(),
+                    action,
+                };
+                self.auth.check(req.headers(), known, Some(&permission))
+            }
+            // A method no permission can grant (OPTIONS, TRACE, …): the caller is still
+            // authenticated first, so that a missing or bad token is 401, never 403.
+            None => {
+                let refusal = AuthError::MethodNotMapped {
+                    method: req.method().to_string(),
+                };
+                match self.auth.check(req.headers(), known, None) {
+                    Check::Done(result) => Check::Done(result.and(Err(refusal))),
+                    Check::Pending(pending) => {
+                        Check::Pending(Box::pin(async move { pending.await.and(Err(refusal)) }))
+                    }
                 }
-            },
+            }
         };
-        let permission = Permission {
-            product: self.product.clone(),
-            resource: self.resource.clone(),
-            action,
-        };
-        let check = self.auth.check(
-            req.headers(),
-            req.extensions().get::<Principal>(),
-            Some(&permission),
-        );
         guard(&self.auth, &mut self.inner, req, check)
     }
 }

@@ -64,8 +64,3 @@ pub use verify::TokenVerifier;
 
 /// Re-exported so that keys can be built without depending on `jsonwebtoken` directly.
 pub use jsonwebtoken::Algorithm;
-
-/// The code blocks of the repository's README, compiled as doc-tests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -379,10 +379,15 @@ impl ApplicationToken {
             bytes.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            return Err(refusal(status, &bytes));
+            return Err(refusal(status, &bytes, self.inner.client_secret.expose()));
         }
+        // Not the parser's message: it may quote the answer, and an answer may echo the secret.
         let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
-            ApplicationTokenError::bad_answer(format!("not the expected JSON: {e}"))
+            ApplicationTokenError::bad_answer(format!(
+                "not the expected JSON ({:?} error at column {})",
+                e.classify(),
+                e.column()
+            ))
         })?;
         let token = answer.access_token;
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
@@ -393,9 +398,8 @@ impl ApplicationToken {
         if let Some(kind) = &answer.token_type
             && !kind.eq_ignore_ascii_case("bearer")
         {
-            return Err(ApplicationTokenError::bad_answer(format!(
-                "tokenType is {kind:?}, not Bearer"
-            )));
+            // The value itself is not shown: an answer may echo the secret.
+            return Err(ApplicationTokenError::bad_answer("tokenType is not Bearer"));
         }
         let lifetime = match answer.expires_in {
             Some(secs) if secs > 0 => Duration::from_secs(secs).min(MAX_LIFETIME),
@@ -416,12 +420,14 @@ impl ApplicationToken {
     }
 }
 
-/// The error for a non-success answer of the token endpoint.
-fn refusal(status: StatusCode, body: &[u8]) -> ApplicationTokenError {
+/// The error for a non-success answer of the token endpoint. The answer's `code` (or `error`)
+/// is kept only if it looks like a code and does not echo the client secret.
+fn refusal(status: StatusCode, body: &[u8], secret: &str) -> ApplicationTokenError {
     let code = serde_json::from_slice::<ErrorAnswer>(body)
         .ok()
         .and_then(|e| e.code.or(e.error))
         .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|c| secret.is_empty() || !c.contains(secret))
         .unwrap_or_else(|| "none".to_owned());
     match status {
         StatusCode::UNAUTHORIZED => ApplicationTokenError::BadCredentials { code },
@@ -456,28 +462,46 @@ mod tests {
     fn refusals_are_classified_and_codes_sanitised() {
         let body = br#"{"code":"AUT-1004","title":"x","message":"bad client"}"#;
         assert_eq!(
-            refusal(StatusCode::UNAUTHORIZED, body),
+            refusal(StatusCode::UNAUTHORIZED, body, "zz-secret-zz"),
             ApplicationTokenError::BadCredentials {
                 code: "AUT-1004".to_owned()
             }
         );
         assert_eq!(
-            refusal(StatusCode::BAD_REQUEST, br#"{"error":"invalid_request"}"#),
+            refusal(
+                StatusCode::BAD_REQUEST,
+                br#"{"error":"invalid_request"}"#,
+                "zz-secret-zz"
+            ),
             ApplicationTokenError::Refused {
                 status: 400,
                 code: "invalid_request".to_owned()
             }
         );
         assert!(matches!(
-            refusal(StatusCode::TOO_MANY_REQUESTS, b""),
+            refusal(StatusCode::TOO_MANY_REQUESTS, b"", "zz-secret-zz"),
             ApplicationTokenError::Unavailable { .. }
         ));
         assert!(matches!(
-            refusal(StatusCode::BAD_GATEWAY, b"<html>"),
+            refusal(StatusCode::BAD_GATEWAY, b"<html>", "zz-secret-zz"),
             ApplicationTokenError::Unavailable { .. }
         ));
         assert_eq!(
-            refusal(StatusCode::UNAUTHORIZED, br#"{"code":"has space"}"#),
+            refusal(
+                StatusCode::UNAUTHORIZED,
+                br#"{"code":"the-s3cret-echoed"}"#,
+                "s3cret"
+            ),
+            ApplicationTokenError::BadCredentials {
+                code: "none".to_owned()
+            }
+        );
+        assert_eq!(
+            refusal(
+                StatusCode::UNAUTHORIZED,
+                br#"{"code":"has space"}"#,
+                "zz-secret-zz"
+            ),
             ApplicationTokenError::BadCredentials {
                 code: "none".to_owned()
             }

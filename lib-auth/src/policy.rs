@@ -99,10 +99,14 @@ impl Policy {
         Policy::from_json(&text)
     }
 
-    /// Checks the document: unique ids, known role references, known actions, no cycles.
+    /// Checks the document: non-empty unique ids, group names that name one group only, known
+    /// role references, known actions, no cycles.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let mut role_ids = HashSet::new();
         for role in &self.roles {
+            if role.id.is_empty() {
+                return Err(PolicyError::Parse("a role has an empty id".to_owned()));
+            }
             if !role_ids.insert(role.id.as_str()) {
                 return Err(PolicyError::DuplicateRole {
                     role: role.id.clone(),
@@ -148,6 +152,12 @@ impl Policy {
         }
         let mut group_ids = HashSet::new();
         for group in &self.groups {
+            if group.id.is_empty() || group.name.is_empty() {
+                return Err(PolicyError::Parse(format!(
+                    "group {:?} has an empty id or name",
+                    group.id
+                )));
+            }
             if !group_ids.insert(group.id.as_str()) {
                 return Err(PolicyError::DuplicateGroup {
                     group: group.id.clone(),
@@ -155,6 +165,16 @@ impl Policy {
             }
             for role in &group.roles {
                 check_ref(&|| format!("group {}", group.id), role)?;
+            }
+        }
+        // Tokens name a group by id or by name, looked up in one table: a name that is another
+        // group's id or name would silently stand for the wrong group.
+        let mut group_keys = group_ids;
+        for group in &self.groups {
+            if group.name != group.id && !group_keys.insert(group.name.as_str()) {
+                return Err(PolicyError::DuplicateGroup {
+                    group: group.name.clone(),
+                });
             }
         }
         for role in &self.default_user_roles {
@@ -220,6 +240,7 @@ impl Policy {
 
     /// The roles a role holds: itself and every role it includes, transitively.
     /// Assumes a validated policy; unknown ids are skipped.
+    #[cfg(test)]
     pub(crate) fn closure_of<'a>(&'a self, role: &'a str) -> Vec<&'a str> {
         let by_id: HashMap<&str, &Role> = self.roles.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut seen: Vec<&str> = vec![role];

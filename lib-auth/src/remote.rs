@@ -19,7 +19,6 @@ use foldhash::fast::RandomState;
 use http::StatusCode;
 use moka::Expiry;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::action::Action;
@@ -27,7 +26,7 @@ use crate::auth::{Check, Permission};
 use crate::bearer::check_token_chars;
 use crate::config::AuthConfig;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
-use crate::principal::{ClaimMapping, Principal, PrincipalKind};
+use crate::principal::{ClaimMapping, Principal, PrincipalKind, TokenClaims};
 use crate::verify::unix_now;
 
 /// The body of `POST /v1/authorize`, field for field as Lerian's `lib-auth` sends it.
@@ -44,6 +43,10 @@ struct AuthorizeRequest<'a> {
 struct AuthorizeResponse {
     authorized: bool,
 }
+
+/// The longest answer of `/v1/authorize` read (a real one is about 60 bytes). A longer one is
+/// an error (503), never buffered whole.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// A permission as a cache key: `(product, resource, action)`.
 type DecisionKey = (Arc<str>, Arc<str>, Action);
@@ -93,14 +96,15 @@ impl TokenEntry {
         Some(outcome(&self.principal, permission, allowed))
     }
 
-    /// Remembers an answer of the service (which also says the token is valid) for `ttl`.
-    fn remember(&self, key: Option<DecisionKey>, allowed: bool, ttl: Duration) {
+    /// Remembers an answer of the service for `ttl`; `vouched`: the answer also says that the
+    /// service verified the token (a 200), which routes that only authenticate may rely on.
+    fn remember(&self, key: Option<DecisionKey>, allowed: bool, vouched: bool, ttl: Duration) {
         let now = Instant::now();
         let Some(until) = now.checked_add(ttl) else {
             return;
         };
         if let Ok(mut answers) = self.answers.lock() {
-            if answers.accepted_until.is_none_or(|u| u < until) {
+            if vouched && answers.accepted_until.is_none_or(|u| u < until) {
                 answers.accepted_until = Some(until);
             }
             let Some(key) = key else { return };
@@ -305,9 +309,11 @@ impl RemoteAuthorizer {
         let json = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| AuthError::from(R::Malformed))?;
-        let claims: Map<String, Value> =
+        // Parsed as local mode parses verified claims: a registered claim given twice (`sub`,
+        // `exp`, `type`, …) is refused rather than resolved by "the last one wins".
+        let claims: TokenClaims =
             serde_json::from_slice(&json).map_err(|_| AuthError::from(R::Malformed))?;
-        let principal = Principal::from_claims(claims, &self.inner.mapping)
+        let principal = Principal::from_token(claims, &json, &self.inner.mapping)
             .ok_or(AuthError::from(R::MissingClaim))?;
         if principal
             .expires_at()
@@ -352,34 +358,38 @@ impl RemoteAuthorizer {
         permission: Option<&Permission>,
     ) -> Result<bool, AuthError> {
         let answer = match permission {
-            None => self.validate(token).await.map(|()| true),
+            None => self.validate(token).await.map(|()| (true, true)),
             Some(p) => self.authorize(token, &entry.principal, p).await,
         };
-        match &answer {
-            Ok(allowed) => {
+        match answer {
+            Ok((allowed, vouched)) => {
                 let ttl = self
                     .inner
                     .cache_ttl
                     .min(until_exp(entry.principal.expires_at()));
-                entry.remember(permission.map(key_of), *allowed, ttl);
+                entry.remember(permission.map(key_of), allowed, vouched, ttl);
+                Ok(allowed)
             }
-            Err(AuthError::InvalidToken { .. }) => {
-                entry.forget();
-                self.inner.tokens.invalidate(&**token);
+            Err(e) => {
+                if let AuthError::InvalidToken { .. } = e {
+                    entry.forget();
+                    self.inner.tokens.invalidate(&**token);
+                }
+                Err(e)
             }
-            Err(_) => {}
         }
-        answer
     }
 
-    /// `POST /v1/authorize`: `Ok(true/false)` from a 200, 401 when the token is refused, 503
-    /// for anything else.
+    /// `POST /v1/authorize`: `Ok((allowed, true))` from a 200 (which also says the service
+    /// verified the token), `Ok((false, false))` from a 403 (a refusal that vouches for nothing:
+    /// a proxy may say it), 401 when the token is refused, 503 for anything else — including an
+    /// answer that is not `{"authorized": <bool>}` or is larger than 64 KiB.
     async fn authorize(
         &self,
         token: &str,
         principal: &Principal,
         p: &Permission,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<(bool, bool), AuthError> {
         let owner = principal.owner().unwrap_or("lerian");
         let sub = match principal.kind() {
             PrincipalKind::User => format!("{owner}/{}", principal.subject()),
@@ -391,7 +401,7 @@ impl RemoteAuthorizer {
             action: p.action.as_str(),
             product: &p.product,
         };
-        let response = self
+        let mut response = self
             .inner
             .client
             .post(&self.inner.authorize_url)
@@ -402,16 +412,41 @@ impl RemoteAuthorizer {
             .await
             .map_err(|e| unavailable(format!("authorize call failed: {}", e.without_url())))?;
         match response.status() {
-            StatusCode::OK => {
-                let answer: AuthorizeResponse = response.json().await.map_err(|e| {
-                    unavailable(format!("authorize answer unreadable: {}", e.without_url()))
-                })?;
-                Ok(answer.authorized)
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED => {
+                return Err(InvalidTokenReason::RejectedByAuthService.into());
             }
-            StatusCode::UNAUTHORIZED => Err(InvalidTokenReason::RejectedByAuthService.into()),
-            StatusCode::FORBIDDEN => Ok(false),
-            status => Err(unavailable(format!("authorize answered {status}"))),
+            StatusCode::FORBIDDEN => return Ok((false, false)),
+            status => return Err(unavailable(format!("authorize answered {status}"))),
         }
+        let too_large = || unavailable("authorize answer larger than 64 KiB".to_owned());
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            unavailable(format!(
+                "reading the authorize answer failed: {}",
+                e.without_url()
+            ))
+        })? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        // The parser's message may quote the answer, which may quote the token: not logged.
+        let answer: AuthorizeResponse = serde_json::from_slice(&body).map_err(|e| {
+            unavailable(format!(
+                "authorize answer is not {{\"authorized\": <bool>}} ({:?} error at column {})",
+                e.classify(),
+                e.column()
+            ))
+        })?;
+        Ok((answer.authorized, true))
     }
 
     /// `GET /v1/userinfo`: whether the Auth service accepts the token, for routes that only

@@ -40,6 +40,13 @@ struct JoseHeader {
     crit: Option<Value>,
 }
 
+/// A verified token's principal, with the key epoch of the keys that verified it.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    epoch: u64,
+}
+
 /// What [`TokenVerifier::check_header`] learnt from a token's header.
 struct CheckedHeader {
     alg: Algorithm,
@@ -68,7 +75,7 @@ pub struct TokenVerifier {
     leeway_secs: u64,
     max_token_bytes: usize,
     mapping: ClaimMapping,
-    cache: moka::sync::Cache<Arc<str>, Principal, RandomState>,
+    cache: moka::sync::Cache<Arc<str>, Verified, RandomState>,
 }
 
 impl TokenVerifier {
@@ -121,10 +128,24 @@ impl TokenVerifier {
     /// The principal of a token verified before and still valid, without any I/O.
     #[inline]
     pub fn cached(&self, token: &str) -> Option<Principal> {
-        let principal = self.cache.get(token)?;
+        let verified = self.cache.get(token)?;
+        // Verified with keys the issuer has since dropped or changed: verify again.
+        if verified.epoch != self.key_epoch() {
+            return None;
+        }
         // moka's expiry is approximate; the exact check is one clock read.
         // Saturating: `exp` is the issuer's number and may be as large as u64::MAX.
+        let principal = verified.principal;
         (principal.expires_at().saturating_add(self.leeway_secs) > unix_now()).then_some(principal)
+    }
+
+    /// The epoch of the current keys (always 0 for fixed keys).
+    #[inline]
+    fn key_epoch(&self) -> u64 {
+        match &self.keys {
+            Keys::Fixed(_) => 0,
+            Keys::Fetched(source) => source.epoch(),
+        }
     }
 
     /// Drops `token` from the cache of verified tokens: its next use is verified again.
@@ -143,8 +164,8 @@ impl TokenVerifier {
             return Ok(principal);
         }
         let header = self.check_header(token)?;
-        let principal = match &self.keys {
-            Keys::Fixed(keys) => self.verify_checked(token, &header, keys)?,
+        let (principal, epoch) = match &self.keys {
+            Keys::Fixed(keys) => (self.verify_checked(token, &header, keys)?, 0),
             Keys::Fetched(source) => {
                 let mut fetched = match source.current() {
                     Some(f) => f,
@@ -153,7 +174,7 @@ impl TokenVerifier {
                 if source.is_stale(&fetched) {
                     source.refresh_in_background(fetched.clone());
                 }
-                match self.verify_checked(token, &header, &fetched.keys) {
+                let principal = match self.verify_checked(token, &header, &fetched.keys) {
                     Err(AuthError::InvalidToken {
                         reason: InvalidTokenReason::UnknownKey,
                     }) => {
@@ -161,11 +182,16 @@ impl TokenVerifier {
                         self.verify_checked(token, &header, &fetched.keys)?
                     }
                     other => other?,
-                }
+                };
+                (principal, fetched.epoch)
             }
         };
         if principal.expires_at() > unix_now() {
-            self.cache.insert(Arc::from(token), principal.clone());
+            let verified = Verified {
+                principal: principal.clone(),
+                epoch,
+            };
+            self.cache.insert(Arc::from(token), verified);
         }
         Ok(principal)
     }

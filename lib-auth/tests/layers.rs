@@ -217,3 +217,45 @@ async fn disabled_library_lets_everything_through() {
     let r = reqwest::get(format!("http://{addr}/open")).await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn unmapped_methods_are_401_without_a_token_and_403_with_one() {
+    let key = TestKey::rsa_a();
+    let jwks = JwksServer::start(&[&key]).await;
+    let auth = Auth::new(
+        AuthConfig::default()
+            .enabled(true)
+            .issuer(ISSUER)
+            .jwks_url(jwks.jwks_url.clone()),
+    )
+    .expect("config is valid");
+    let app = Router::new()
+        .route("/v1/ledgers", axum::routing::any(|| async { "reached" }))
+        .route_layer(auth.require_method("midaz", "ledgers"));
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let editor = key.sign(&user_claims("editor", &["midaz-editor-role"]));
+    for method in ["OPTIONS", "TRACE"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let url = format!("http://{addr}/v1/ledgers");
+        let r = client.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{method} without a token");
+        let r = client
+            .request(method.clone(), &url)
+            .bearer_auth("garbage")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} with a bad token");
+        // First sight of the token (pending check), then from the cache.
+        for _ in 0..2 {
+            let r = client
+                .request(method.clone(), &url)
+                .bearer_auth(&editor)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{method} with a valid token");
+        }
+    }
+}

@@ -60,7 +60,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("QUICKSTART_PORT={p:?} is not a port"))?,
         Err(_) => 3000,
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| {
+            format!("cannot listen on 127.0.0.1:{port} ({e}); set QUICKSTART_PORT to another port")
+        })?;
     let base = format!("http://{}", listener.local_addr()?);
 
     let viewer = key.sign(&user_claims("alice", &["midaz-viewer-role"]));
