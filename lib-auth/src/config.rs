@@ -301,7 +301,7 @@ impl AuthConfig {
             {
                 return Err(invalid(
                     variable,
-                    url,
+                    &redact_url(url),
                     "an absolute http:// or https:// URL",
                 ));
             }
@@ -313,7 +313,7 @@ impl AuthConfig {
         {
             return Err(invalid(
                 "VALKEY_URL",
-                url,
+                &redact_url(url),
                 "a redis://, rediss:// or valkey:// URL",
             ));
         }
@@ -376,6 +376,22 @@ impl AuthConfig {
                 .as_ref()
                 .map(|h| format!("{}/.well-known/jwks.json", h.trim_end_matches('/')))
         })
+    }
+}
+
+/// `url` with any password replaced by `***`, for error messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparseable: keep what precedes any `@`, which is where credentials would sit.
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
+        },
     }
 }
 
@@ -553,6 +569,18 @@ mod tests {
         );
         assert!(parse_duration("X", "1.5s").is_err());
         assert!(parse_duration("X", "99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn passwords_in_urls_never_show_in_errors() {
+        for (var, value) in [
+            ("VALKEY_URL", "http://user:hunter2@cache:6379"),
+            ("PLUGIN_AUTH_HOST", "ftp://svc:hunter2@auth"),
+            ("PLUGIN_AUTH_JWKS_URL", "not a url:hunter2@x"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var) && !err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub(crate) struct Fetched {
 #[derive(Debug)]
 pub(crate) struct JwksSource {
     url: String,
+    /// `url` without its password, for logs and errors.
+    shown_url: String,
     client: reqwest::Client,
     current: RwLock<Option<Arc<Fetched>>>,
     /// Held while fetching: the single flight. Holds the time the last attempt ended.
@@ -44,6 +46,7 @@ impl JwksSource {
         max_age: Duration,
     ) -> JwksSource {
         JwksSource {
+            shown_url: crate::config::redact_url(&url),
             url,
             client,
             current: RwLock::new(None),
@@ -136,10 +139,10 @@ impl JwksSource {
     ) -> Result<Arc<Fetched>, AuthError> {
         match result {
             Ok(keys) => {
-                tracing::debug!(url = %self.url, keys = keys.len(), "fetched JWKS");
+                tracing::debug!(url = %self.shown_url, keys = keys.len(), "fetched JWKS");
                 let epoch = match &now_current {
                     Some(old) if !keys.retains_all_of(&old.keys) => {
-                        tracing::info!(url = %self.url,
+                        tracing::info!(url = %self.shown_url,
                             "the JWKS dropped or changed a key: tokens verified with it are checked again");
                         self.epoch.fetch_add(1, Ordering::AcqRel) + 1
                     }
@@ -154,7 +157,7 @@ impl JwksSource {
                 Ok(fetched)
             }
             Err(detail) => {
-                tracing::warn!(url = %self.url, error = %detail, stale = now_current.is_some(),
+                tracing::warn!(url = %self.shown_url, error = %detail, stale = now_current.is_some(),
                     "JWKS fetch failed; serving the keys already known");
                 now_current.ok_or_else(|| self.unavailable(&detail))
             }
@@ -180,7 +183,7 @@ impl JwksSource {
 
     fn unavailable(&self, detail: &str) -> AuthError {
         AuthError::Unavailable {
-            detail: format!("key source {}: {detail}", self.url),
+            detail: format!("key source {}: {detail}", self.shown_url),
         }
     }
 

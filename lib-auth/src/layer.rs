@@ -52,29 +52,43 @@ pub struct Authenticate<S> {
     auth: Auth,
 }
 
-/// How a [`Require`] service finds the action of a request.
-#[derive(Debug, Clone, Copy)]
-enum ActionOf {
-    Fixed(Action),
-    Method,
+/// The permissions a [`Require`] service checks, built once per layer so that a request
+/// clones nothing but one `Arc`.
+#[derive(Debug)]
+enum Permissions {
+    /// `require`: the same permission whatever the method.
+    Fixed(Permission),
+    /// `require_method`: the permission of each action, indexed by [`Action::index`].
+    ByMethod([Permission; 6]),
+}
+
+/// What every [`Require`] service of one layer shares.
+#[derive(Debug)]
+struct Requirement {
+    auth: Auth,
+    permissions: Permissions,
 }
 
 /// Builds [`Require`] services: see [`Auth::require`] and [`Auth::require_method`].
 #[derive(Debug, Clone)]
 pub struct RequireLayer {
-    auth: Auth,
-    product: Arc<str>,
-    resource: Arc<str>,
-    action: ActionOf,
+    requirement: Arc<Requirement>,
 }
 
 impl RequireLayer {
     pub(crate) fn new(auth: Auth, product: &str, resource: &str, action: Option<Action>) -> Self {
+        let (product, resource): (Arc<str>, Arc<str>) = (product.into(), resource.into());
+        let permission = |action| Permission {
+            product: product.clone(),
+            resource: resource.clone(),
+            action,
+        };
+        let permissions = match action {
+            Some(action) => Permissions::Fixed(permission(action)),
+            None => Permissions::ByMethod(Action::ALL.map(permission)),
+        };
         RequireLayer {
-            auth,
-            product: product.into(),
-            resource: resource.into(),
-            action: action.map_or(ActionOf::Method, ActionOf::Fixed),
+            requirement: Arc::new(Requirement { auth, permissions }),
         }
     }
 }
@@ -85,10 +99,7 @@ impl<S> Layer<S> for RequireLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Require {
             inner,
-            auth: self.auth.clone(),
-            product: self.product.clone(),
-            resource: self.resource.clone(),
-            action: self.action,
+            requirement: self.requirement.clone(),
         }
     }
 }
@@ -99,10 +110,7 @@ impl<S> Layer<S> for RequireLayer {
 #[derive(Debug, Clone)]
 pub struct Require<S> {
     inner: S,
-    auth: Auth,
-    product: Arc<str>,
-    resource: Arc<str>,
-    action: ActionOf,
+    requirement: Arc<Requirement>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
@@ -141,30 +149,26 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if !self.auth.is_enabled() {
+        let Requirement { auth, permissions } = &*self.requirement;
+        if !auth.is_enabled() {
             return ResponseFuture::calling(self.inner.call(req));
         }
         let known = req.extensions().get::<Principal>();
-        let action = match self.action {
-            ActionOf::Fixed(action) => Some(action),
-            ActionOf::Method => Action::from_method(req.method()),
-        };
-        let check = match action {
-            Some(action) => {
-                let permission = Permission {
-                    product: self.product.clone(),
-                    resource: self.resource.clone(),
-                    action,
-                };
-                self.auth.check(req.headers(), known, Some(&permission))
+        let permission = match permissions {
+            Permissions::Fixed(permission) => Some(permission),
+            Permissions::ByMethod(by_action) => {
+                Action::from_method(req.method()).map(|action| &by_action[action.index()])
             }
+        };
+        let check = match permission {
+            Some(permission) => auth.check(req.headers(), known, Some(permission)),
             // A method no permission can grant (OPTIONS, TRACE, …): the caller is still
             // authenticated first, so that a missing or bad token is 401, never 403.
             None => {
                 let refusal = AuthError::MethodNotMapped {
                     method: req.method().to_string(),
                 };
-                match self.auth.check(req.headers(), known, None) {
+                match auth.check(req.headers(), known, None) {
                     Check::Done(result) => Check::Done(result.and(Err(refusal))),
                     Check::Pending(pending) => {
                         Check::Pending(Box::pin(async move { pending.await.and(Err(refusal)) }))
@@ -172,7 +176,7 @@ where
                 }
             }
         };
-        guard(&self.auth, &mut self.inner, req, check)
+        guard(auth, &mut self.inner, req, check)
     }
 }
 

@@ -332,10 +332,13 @@ impl RemoteAuthorizer {
         principal: Principal,
         permission: Option<&Permission>,
     ) -> Result<Principal, AuthError> {
+        // Not cached until the service answers: forged tokens sent while it is down must not
+        // fill the cache and evict real answers.
         let entry = self
             .inner
             .tokens
-            .get_with(token.clone(), || Arc::new(TokenEntry::new(principal)));
+            .get(&*token)
+            .unwrap_or_else(|| Arc::new(TokenEntry::new(principal)));
         // A call that landed while this request waited to be polled already answered it.
         if let Some(answer) = entry.cached(permission) {
             return answer;
@@ -354,7 +357,7 @@ impl RemoteAuthorizer {
     async fn call(
         &self,
         token: &Arc<str>,
-        entry: &TokenEntry,
+        entry: &Arc<TokenEntry>,
         permission: Option<&Permission>,
     ) -> Result<bool, AuthError> {
         let answer = match permission {
@@ -367,7 +370,11 @@ impl RemoteAuthorizer {
                     .inner
                     .cache_ttl
                     .min(until_exp(entry.principal.expires_at()));
-                entry.remember(permission.map(key_of), allowed, vouched, ttl);
+                let stored = self
+                    .inner
+                    .tokens
+                    .get_with(token.clone(), || Arc::clone(entry));
+                stored.remember(permission.map(key_of), allowed, vouched, ttl);
                 Ok(allowed)
             }
             Err(e) => {
