@@ -2,7 +2,6 @@
 //! a fake token endpoint (a real axum server on 127.0.0.1:0 speaking Lerian's
 //! `POST /v1/login/oauth/access_token` wire) that counts and records its requests.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use lib_auth::{ApplicationToken, ApplicationTokenError, Auth, AuthConfig, Secret};
-use lib_auth_testkit::serve;
+use lib_auth_testkit::{capture_logs, serve};
 use serde_json::{Value, json};
 
 const CLIENT_ID: &str = "midaz-app";
@@ -415,32 +414,9 @@ async fn auth_without_credentials_or_disabled_says_why() {
     );
 }
 
-/// A log sink shared with the test.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn neither_the_secret_nor_the_token_is_logged() {
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let logs = Logs::default();
-    let sink = logs.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .set_default();
+    let (logs, _guard) = capture_logs("trace");
 
     let fake = FakeTokenEndpoint::start(2).await;
     let tokens = fake.client(SECRET);
@@ -453,7 +429,7 @@ async fn neither_the_secret_nor_the_token_is_logged() {
     fake.set_answer(Answer::Normal);
     assert!(wrong.token().await.is_err());
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("application token"), "nothing logged: {text}");
     for needle in [SECRET, "wrong-secret-77aa", "token-1"] {
         assert!(!text.contains(needle), "{needle} logged:\n{text}");

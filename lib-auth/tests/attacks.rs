@@ -24,7 +24,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lib_auth::{
     Action, Auth, AuthConfig, CompiledPolicy, InvalidTokenReason, Mode, Policy, Principal,
 };
-use lib_auth_testkit::{ISSUER, JwksServer, TestKey, app_claims, now, serve, user_claims};
+use lib_auth_testkit::{
+    ISSUER, JwksServer, TestKey, app_claims, capture_logs, now, serve, user_claims,
+};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -1538,32 +1540,11 @@ async fn key_rotation_under_load_never_fails_a_token_of_a_key_still_published() 
 // ---------------------------------------------------------------------------------------------
 // Leaks.
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Error bodies, challenges and the library's own log lines never carry the token, even when
 /// a hostile Auth service or key source echoes it back.
 #[tokio::test]
 async fn tokens_never_reach_error_bodies_or_log_lines() {
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let logs = Logs::default();
-    let sink = logs.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_env_filter("lib_auth=trace")
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .set_default();
+    let (logs, _guard) = capture_logs("lib_auth=trace");
 
     let key = TestKey::rsa_a();
     let token = key.sign(&app_claims(
@@ -1610,7 +1591,7 @@ async fn tokens_never_reach_error_bodies_or_log_lines() {
     for text in &seen {
         assert!(!text.contains(&signature), "token in a body: {text}");
     }
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("lib_auth"), "nothing logged");
     assert!(!text.contains(&signature), "token in the logs:\n{text}");
 }
@@ -1660,14 +1641,7 @@ async fn a_token_endpoint_that_trickles_never_answers_or_floods_fails_in_time() 
 /// `Display` the library also logs at WARN.
 #[tokio::test]
 async fn an_echoing_token_endpoint_never_gets_the_secret_into_errors_or_logs() {
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let logs = Logs::default();
-    let sink = logs.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_env_filter("lib_auth=trace")
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .set_default();
+    let (logs, _guard) = capture_logs("lib_auth=trace");
 
     let s = M2M_SECRET;
     for (status, body) in [
@@ -1719,7 +1693,7 @@ async fn an_echoing_token_endpoint_never_gets_the_secret_into_errors_or_logs() {
             assert!(!shown.contains(s), "{status}: secret in the error: {shown}");
         }
     }
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("application token"), "nothing logged");
     assert!(!text.contains(s), "secret in the logs:\n{text}");
 }

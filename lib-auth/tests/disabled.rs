@@ -1,48 +1,13 @@
 //! `PLUGIN_AUTH_ENABLED=false`: a pass-through layer and exactly one WARN line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::routing::get;
 use lib_auth::{Auth, AuthConfig};
-use lib_auth_testkit::serve;
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default()
-    }
-}
+use lib_auth_testkit::{capture_logs, serve};
 
 #[test]
 fn disabled_from_env_passes_everything_through_with_one_warning() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs("trace");
 
     let config =
         AuthConfig::from_lookup(|name| (name == "PLUGIN_AUTH_ENABLED").then(|| "FALSE".to_owned()))
