@@ -2,8 +2,10 @@
 //! integration tests start on loopback.
 //!
 //! - [`ledger`]: an in-memory Midaz-like ledger guarded by lib-auth (binary `ledger`).
+//! - [`grpc_ledger`]: a small gRPC ledger service guarded per method (binary `grpc-ledger`).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod grpc_ledger;
 pub mod ledger;

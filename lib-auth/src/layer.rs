@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -128,10 +128,10 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if !self.auth.is_enabled() {
-            return ResponseFuture::calling(self.inner.call(req));
+            return ResponseFuture::calling(self.inner.call(req), respond_http);
         }
         let check = self.auth.check(req.headers(), None, None);
-        guard(&self.auth, &mut self.inner, req, check)
+        guard(&self.auth, &mut self.inner, req, check, respond_http)
     }
 }
 
@@ -151,7 +151,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let Requirement { auth, permissions } = &*self.requirement;
         if !auth.is_enabled() {
-            return ResponseFuture::calling(self.inner.call(req));
+            return ResponseFuture::calling(self.inner.call(req), respond_http);
         }
         let known = req.extensions().get::<Principal>();
         let permission = match permissions {
@@ -168,36 +168,61 @@ where
                 let refusal = AuthError::MethodNotMapped {
                     method: req.method().to_string(),
                 };
-                match auth.check(req.headers(), known, None) {
-                    Check::Done(result) => Check::Done(result.and(Err(refusal))),
-                    Check::Pending(pending) => {
-                        Check::Pending(Box::pin(async move { pending.await.and(Err(refusal)) }))
-                    }
-                }
+                authenticate_then_refuse(auth, req.headers(), known, refusal)
             }
         };
-        guard(auth, &mut self.inner, req, check)
+        guard(auth, &mut self.inner, req, check, respond_http)
+    }
+}
+
+/// Authenticates the caller, then refuses with `refusal` whatever the outcome, so that a missing
+/// or bad token is still answered as such (401), never as `refusal`.
+pub(crate) fn authenticate_then_refuse(
+    auth: &Auth,
+    headers: &HeaderMap,
+    known: Option<&Principal>,
+    refusal: AuthError,
+) -> Check {
+    match auth.check(headers, known, None) {
+        Check::Done(result) => Check::Done(result.and(Err(refusal))),
+        Check::Pending(pending) => {
+            Check::Pending(Box::pin(async move { pending.await.and(Err(refusal)) }))
+        }
+    }
+}
+
+/// Builds the answer to a refused request: with the layer's [`Auth`] (which logs), or without
+/// one for a future polled after completion.
+pub(crate) type Respond<B> = fn(Option<&Auth>, &AuthError) -> Response<B>;
+
+/// The [`Respond`] of the HTTP layers: [`Auth::respond`], or [`error_response`] without an
+/// [`Auth`].
+fn respond_http<B: From<Bytes>>(auth: Option<&Auth>, error: &AuthError) -> Response<B> {
+    match auth {
+        Some(auth) => auth.respond(error),
+        None => error_response(error),
     }
 }
 
 /// Calls the inner service now, refuses now, or defers both to the pending check. Takes the
 /// service that was driven to readiness and leaves a clone in its place, as tower documents.
-fn guard<S, ReqBody, ResBody>(
+/// Refusals are answered by `respond`.
+pub(crate) fn guard<S, ReqBody, ResBody>(
     auth: &Auth,
     inner: &mut S,
     mut req: Request<ReqBody>,
     check: Check,
+    respond: Respond<ResBody>,
 ) -> ResponseFuture<S::Future, S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: From<Bytes>,
 {
     match check {
         Check::Done(Ok(principal)) => {
             req.extensions_mut().insert(principal);
-            ResponseFuture::calling(inner.call(req))
+            ResponseFuture::calling(inner.call(req), respond)
         }
-        Check::Done(Err(error)) => ResponseFuture::refused(auth.respond(&error)),
+        Check::Done(Err(error)) => ResponseFuture::refused(respond(Some(auth), &error), respond),
         Check::Pending(check) => {
             let clone = inner.clone();
             let ready = std::mem::replace(inner, clone);
@@ -208,16 +233,19 @@ where
                     request: Some(req),
                     inner: Some(ready),
                 },
+                respond,
             }
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`Authenticate`] and [`Require`].
+    /// The response future of [`Authenticate`], [`Require`] and
+    /// [`GrpcRequire`](crate::GrpcRequire).
     pub struct ResponseFuture<F, S, ReqBody, ResBody> {
         #[pin]
         state: State<F, S, ReqBody, ResBody>,
+        respond: Respond<ResBody>,
     }
 }
 
@@ -241,39 +269,44 @@ pin_project! {
 }
 
 impl<F, S, ReqBody, ResBody> ResponseFuture<F, S, ReqBody, ResBody> {
-    fn calling(future: F) -> Self {
+    pub(crate) fn calling(future: F, respond: Respond<ResBody>) -> Self {
         ResponseFuture {
             state: State::Calling { future },
+            respond,
         }
     }
 
-    fn refused(response: Response<ResBody>) -> Self {
+    fn refused(response: Response<ResBody>, respond: Respond<ResBody>) -> Self {
         ResponseFuture {
             state: State::Refused {
                 response: Some(response),
             },
+            respond,
         }
     }
 }
 
 /// The answer when a future is polled after it completed: a caller bug, answered without
 /// panicking.
-fn polled_after_completion<B: From<Bytes>>() -> Response<B> {
-    error_response(&AuthError::Unavailable {
-        detail: "response future polled after completion".to_owned(),
-    })
+fn polled_after_completion<B>(respond: Respond<B>) -> Response<B> {
+    respond(
+        None,
+        &AuthError::Unavailable {
+            detail: "response future polled after completion".to_owned(),
+        },
+    )
 }
 
 impl<F, S, ReqBody, ResBody, E> Future for ResponseFuture<F, S, ReqBody, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = E, Future = F>,
-    ResBody: From<Bytes>,
 {
     type Output = Result<Response<ResBody>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let respond = *this.respond;
         loop {
             match this.state.as_mut().project() {
                 StateProj::Checking {
@@ -284,10 +317,10 @@ where
                 } => {
                     let principal = match ready!(check.as_mut().poll(cx)) {
                         Ok(principal) => principal,
-                        Err(error) => return Poll::Ready(Ok(auth.respond(&error))),
+                        Err(error) => return Poll::Ready(Ok(respond(Some(auth), &error))),
                     };
                     let (Some(mut req), Some(mut service)) = (request.take(), inner.take()) else {
-                        return Poll::Ready(Ok(polled_after_completion()));
+                        return Poll::Ready(Ok(polled_after_completion(respond)));
                     };
                     req.extensions_mut().insert(principal);
                     let future = service.call(req);
@@ -297,7 +330,7 @@ where
                 StateProj::Refused { response } => {
                     return Poll::Ready(Ok(response
                         .take()
-                        .unwrap_or_else(polled_after_completion)));
+                        .unwrap_or_else(|| polled_after_completion(respond))));
                 }
             }
         }

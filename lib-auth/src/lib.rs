@@ -38,6 +38,7 @@ mod bearer;
 mod config;
 mod decision;
 mod error;
+mod grpc;
 mod jwks;
 mod keys;
 mod layer;
@@ -53,6 +54,7 @@ pub use bearer::bearer_token;
 pub use config::{AuthConfig, Mode, PolicySource, Secret};
 pub use decision::{CompiledPolicy, Decision, DenyReason};
 pub use error::{AuthError, ConfigError, InvalidTokenReason, PolicyError};
+pub use grpc::{GrpcPolicy, GrpcRequire, GrpcRequireLayer, grpc_error_response};
 pub use keys::{KeySet, VerificationKey};
 pub use layer::{
     Authenticate, AuthenticateLayer, Require, RequireLayer, ResponseFuture, error_response,
