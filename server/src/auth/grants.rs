@@ -1,0 +1,240 @@
+//! The three grants, independent of the wire they arrive on (Lerian JSON or RFC 6749 form):
+//! `password`, `client_credentials`, `refresh_token`. Credential failures are throttled per
+//! username or client id and per client address.
+
+use std::net::IpAddr;
+
+use crate::auth::issue::{
+    DEFAULT_USER_SCOPE, DIRECT_LOGIN_CLIENT, TokenSet, application_token, new_refresh_token,
+    parse_scope, revocation_horizon, user_tokens,
+};
+use crate::error::ApiError;
+use crate::secret::{constant_time_eq, sha256};
+use crate::state::AppState;
+use crate::store::applications::{Application, find_application_by_client_id};
+use crate::store::sessions::{RefreshOutcome, create_session, rotate_refresh_token};
+use crate::store::users::{find_user, find_user_by_username, username_key};
+
+/// A grant request, whatever its wire.
+#[derive(Debug, Default)]
+pub struct GrantRequest {
+    /// `password`, `client_credentials` or `refresh_token`.
+    pub grant_type: String,
+    /// Password grant.
+    pub username: Option<String>,
+    /// Password grant.
+    pub password: Option<String>,
+    /// Client authentication.
+    pub client_id: Option<String>,
+    /// Client authentication.
+    pub client_secret: Option<String>,
+    /// Refresh grant.
+    pub refresh_token: Option<String>,
+    /// Requested scope.
+    pub scope: Option<String>,
+}
+
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+/// Runs the grant of `request` for a caller at `address`.
+pub async fn grant(
+    state: &AppState,
+    request: GrantRequest,
+    address: IpAddr,
+) -> Result<TokenSet, ApiError> {
+    match request.grant_type.as_str() {
+        "password" => password_grant(state, request, address).await,
+        "client_credentials" => client_credentials_grant(state, request, address).await,
+        "refresh_token" => refresh_grant(state, request).await,
+        "" => Err(ApiError::MissingFields("grantType".into())),
+        other => Err(ApiError::UnsupportedGrantType(
+            other.chars().take(64).collect(),
+        )),
+    }
+}
+
+/// Checks a client id and secret; throttled like passwords. `Ok(None)` never happens: an
+/// unknown client and a wrong secret are the same [`ApiError::InvalidClient`].
+pub async fn authenticate_client(
+    state: &AppState,
+    client_id: &str,
+    client_secret: &str,
+    address: IpAddr,
+) -> Result<Application, ApiError> {
+    let keys = [format!("client:{client_id}"), format!("address:{address}")];
+    if let Some(remaining) = state.throttle().locked(&keys) {
+        return Err(ApiError::Throttled(remaining));
+    }
+    let id = client_id.to_owned();
+    let app = state
+        .store()
+        .run(move |c| find_application_by_client_id(c, &id))
+        .await
+        .map_err(ApiError::internal)?;
+    let presented = sha256(client_secret);
+    // Compare even for an unknown client, so both cases take the same path.
+    let expected = app
+        .as_ref()
+        .map_or_else(|| sha256(""), |a| a.secret_hash.clone());
+    let matches = constant_time_eq(&presented, &expected);
+    match app {
+        Some(app) if matches => {
+            state.throttle().succeeded(&keys[..1]);
+            Ok(app)
+        }
+        _ => {
+            state.throttle().failed(&keys);
+            tracing::info!(client_id = %truncate(client_id), %address, "client authentication failed");
+            Err(ApiError::InvalidClient)
+        }
+    }
+}
+
+async fn client_credentials_grant(
+    state: &AppState,
+    request: GrantRequest,
+    address: IpAddr,
+) -> Result<TokenSet, ApiError> {
+    let (Some(client_id), Some(client_secret)) =
+        (present(&request.client_id), present(&request.client_secret))
+    else {
+        return Err(ApiError::MissingFields(missing(&[
+            ("clientId", &request.client_id),
+            ("clientSecret", &request.client_secret),
+        ])));
+    };
+    let scope = parse_scope(request.scope.as_deref())?.unwrap_or_default();
+    let app = authenticate_client(state, client_id, client_secret, address).await?;
+    application_token(state, &app, scope)
+}
+
+async fn password_grant(
+    state: &AppState,
+    request: GrantRequest,
+    address: IpAddr,
+) -> Result<TokenSet, ApiError> {
+    if !state.config().password_grant_enabled {
+        return Err(ApiError::PasswordGrantDisabled);
+    }
+    let (Some(username), Some(password)) = (present(&request.username), present(&request.password))
+    else {
+        return Err(ApiError::MissingFields(missing(&[
+            ("username", &request.username),
+            ("password", &request.password),
+        ])));
+    };
+    let scope =
+        parse_scope(request.scope.as_deref())?.unwrap_or_else(|| DEFAULT_USER_SCOPE.to_owned());
+    // A client that names itself must prove it; a user may also log in directly.
+    let client_id = match (present(&request.client_id), present(&request.client_secret)) {
+        (Some(id), Some(secret)) => {
+            authenticate_client(state, id, secret, address)
+                .await?
+                .client_id
+        }
+        (Some(_), None) => return Err(ApiError::MissingFields("clientSecret".into())),
+        _ => DIRECT_LOGIN_CLIENT.to_owned(),
+    };
+    let keys = [
+        format!("user:{}", username_key(username)),
+        format!("address:{address}"),
+    ];
+    if let Some(remaining) = state.throttle().locked(&keys) {
+        return Err(ApiError::Throttled(remaining));
+    }
+    let name = username.to_owned();
+    let user = state
+        .store()
+        .run(move |c| find_user_by_username(c, &name))
+        .await
+        .map_err(ApiError::internal)?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let valid = state
+        .passwords()
+        .verify(password.to_owned(), hash)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match user {
+        Some(user) if valid => user,
+        _ => {
+            state.throttle().failed(&keys);
+            tracing::info!(username = %truncate(username), %address, "login failed");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    state.throttle().succeeded(&keys[..1]);
+    let refresh_token = new_refresh_token()?;
+    let refresh_hash = sha256(&refresh_token);
+    let ttl = i64::try_from(state.config().refresh_token_ttl.as_secs()).unwrap_or(86_400);
+    let user_id = user.id.clone();
+    let session = state
+        .store()
+        .run(move |c| create_session(c, &user_id, &client_id, &scope, &refresh_hash, ttl))
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(user_id = %user.id, sid = %session.id, "user logged in");
+    user_tokens(state, &user, &session, refresh_token)
+}
+
+async fn refresh_grant(state: &AppState, request: GrantRequest) -> Result<TokenSet, ApiError> {
+    let Some(presented) = present(&request.refresh_token) else {
+        return Err(ApiError::MissingFields("refreshToken".into()));
+    };
+    let requested_scope = parse_scope(request.scope.as_deref())?;
+    let replacement = new_refresh_token()?;
+    let presented_hash = sha256(presented);
+    let replacement_hash = sha256(&replacement);
+    let horizon = revocation_horizon(state);
+    let outcome = state
+        .store()
+        .run(move |c| rotate_refresh_token(c, &presented_hash, &replacement_hash, horizon))
+        .await
+        .map_err(ApiError::internal)?;
+    let mut session = match outcome {
+        RefreshOutcome::Rotated(session) => session,
+        RefreshOutcome::Reused => {
+            tracing::warn!("a used refresh token was presented again: its session was ended");
+            state
+                .revocations()
+                .sync(state.store())
+                .await
+                .map_err(ApiError::internal)?;
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        RefreshOutcome::Invalid => return Err(ApiError::InvalidRefreshToken),
+    };
+    if let Some(requested) = requested_scope {
+        // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+        if requested
+            .split(' ')
+            .any(|s| !session.scope.split(' ').any(|g| g == s))
+        {
+            return Err(ApiError::InvalidScope(requested));
+        }
+        session.scope = requested;
+    }
+    let user_id = session.user_id.clone();
+    let user = state
+        .store()
+        .run(move |c| find_user(c, &user_id))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::InvalidRefreshToken)?;
+    user_tokens(state, &user, &session, replacement)
+}
+
+fn missing(fields: &[(&str, &Option<String>)]) -> String {
+    fields
+        .iter()
+        .filter(|(_, v)| present(v).is_none())
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// At most 64 characters of a caller-supplied name, for logs.
+fn truncate(value: &str) -> String {
+    value.chars().take(64).collect()
+}
