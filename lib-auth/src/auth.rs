@@ -18,6 +18,8 @@ use crate::m2m::{ApplicationToken, ApplicationTokenError};
 use crate::policy::Policy;
 use crate::principal::Principal;
 use crate::remote::RemoteAuthorizer;
+use crate::revocation::{Revocation, RevocationStore};
+use crate::sync::{Feeds, LocalPolicy, PolicySlot, Poller};
 use crate::verify::TokenVerifier;
 
 /// A future boxed for the slow path (first sight of a token, remote calls).
@@ -88,7 +90,78 @@ enum Engine {
 #[derive(Debug)]
 struct Local {
     verifier: TokenVerifier,
-    policy: CompiledPolicy,
+    policy: LocalPolicy,
+    revocations: Arc<RevocationStore>,
+    /// The revocation feed and policy sync, when the client credentials are configured.
+    poller: Option<Poller>,
+}
+
+impl Local {
+    fn new(
+        config: &AuthConfig,
+        client: reqwest::Client,
+        application: Option<&ApplicationToken>,
+    ) -> Result<Local, ConfigError> {
+        let verifier = TokenVerifier::new(config, client.clone())?;
+        let revocations = Arc::new(RevocationStore::new(config.leeway.as_secs()));
+        let policy = match &config.policy {
+            PolicySource::Server => LocalPolicy::Synced(Arc::new(PolicySlot::default())),
+            source => LocalPolicy::Fixed(Arc::new(CompiledPolicy::compile(&load_policy(source)?)?)),
+        };
+        let poller = match (application, config.host.as_deref()) {
+            (Some(tokens), Some(host)) => {
+                let base = host.trim_end_matches('/');
+                let revocations_url = reqwest::Url::parse(&format!("{base}/v1/revocations"))
+                    .map_err(|_| ConfigError::InvalidValue {
+                        variable: "PLUGIN_AUTH_HOST",
+                        value: crate::config::redact_url(host),
+                        expected: "an absolute http:// or https:// URL",
+                    })?;
+                Some(Poller::new(Feeds {
+                    client,
+                    tokens: tokens.clone(),
+                    revocations_url,
+                    policy_url: format!("{base}/v1/policy"),
+                    interval: config.revocation_poll_interval,
+                    store: revocations.clone(),
+                    policy: match &policy {
+                        LocalPolicy::Synced(slot) => Some(slot.clone()),
+                        LocalPolicy::Fixed(_) => None,
+                    },
+                }))
+            }
+            _ => {
+                // A verifier given its keys in code (a server checking its own tokens) keeps
+                // its revocations itself; anyone else is told what is missing.
+                if config.static_keys.is_empty() {
+                    tracing::warn!(
+                        "PLUGIN_AUTH_CLIENT_ID, PLUGIN_AUTH_CLIENT_SECRET or PLUGIN_AUTH_HOST is not set: no revocation feed, so logouts and other revocations only take effect when the tokens expire"
+                    );
+                }
+                None
+            }
+        };
+        if let Some(poller) = &poller {
+            poller.ensure_started();
+        }
+        Ok(Local {
+            verifier,
+            policy,
+            revocations,
+            poller,
+        })
+    }
+
+    /// Refuses a revoked principal (401), then decides `permission` if any.
+    #[inline]
+    fn admit(
+        &self,
+        principal: Principal,
+        permission: Option<&Permission>,
+    ) -> Result<Principal, AuthError> {
+        self.revocations.check(&principal)?;
+        decide_local(&self.policy, principal, permission)
+    }
 }
 
 impl Auth {
@@ -97,6 +170,17 @@ impl Auth {
     /// With `enabled: false` the layers let every request through, and one WARN says so.
     pub fn new(config: AuthConfig) -> Result<Auth, ConfigError> {
         config.validate()?;
+        let application = if !config.enabled {
+            Err(ApplicationTokenError::Disabled)
+        } else {
+            match ApplicationToken::from_config(&config) {
+                Ok(tokens) => Ok(tokens),
+                Err(ConfigError::Missing { variable, .. }) => {
+                    Err(ApplicationTokenError::NotConfigured { variable })
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let engine = if !config.enabled {
             tracing::warn!(
                 "PLUGIN_AUTH_ENABLED is false: authentication and authorization are DISABLED, every request is let through"
@@ -112,22 +196,12 @@ impl Auth {
                 .build()
                 .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
             match config.mode {
-                Mode::Local => Engine::Local(Arc::new(Local {
-                    verifier: TokenVerifier::new(&config, client)?,
-                    policy: CompiledPolicy::compile(&load_policy(&config.policy)?)?,
-                })),
+                Mode::Local => Engine::Local(Arc::new(Local::new(
+                    &config,
+                    client,
+                    application.as_ref().ok(),
+                )?)),
                 Mode::Remote => Engine::Remote(RemoteAuthorizer::new(&config, client)?),
-            }
-        };
-        let application = if !config.enabled {
-            Err(ApplicationTokenError::Disabled)
-        } else {
-            match ApplicationToken::from_config(&config) {
-                Ok(tokens) => Ok(tokens),
-                Err(ConfigError::Missing { variable, .. }) => {
-                    Err(ApplicationTokenError::NotConfigured { variable })
-                }
-                Err(e) => return Err(e),
             }
         };
         Ok(Auth {
@@ -245,6 +319,9 @@ impl Auth {
                 detail: "checked a request while disabled".to_owned(),
             })),
             Engine::Local(local) => {
+                if let Some(poller) = &local.poller {
+                    poller.ensure_started();
+                }
                 let principal = match known.cloned().or_else(|| local.verifier.cached(token)) {
                     Some(p) => p,
                     None => {
@@ -253,11 +330,11 @@ impl Auth {
                         let permission = permission.cloned();
                         return Check::Pending(Box::pin(async move {
                             let principal = local.verifier.verify(&token).await?;
-                            decide_local(&local.policy, principal, permission.as_ref())
+                            local.admit(principal, permission.as_ref())
                         }));
                     }
                 };
-                Check::Done(decide_local(&local.policy, principal, permission))
+                Check::Done(local.admit(principal, permission))
             }
             Engine::Remote(remote) => remote.check(token, known, permission),
         }
@@ -282,8 +359,9 @@ impl Auth {
     }
 
     /// Decides locally whether `principal` may perform `action` on `resource` of `product`
-    /// (local mode only; in remote mode the decision belongs to the Auth service and this
-    /// returns `None`).
+    /// with the policy in force (local mode only; in remote mode the decision belongs to the
+    /// Auth service and this returns `None`, as it does with `PLUGIN_AUTH_POLICY=server` until
+    /// the first policy arrived). Revocations are not checked here: the layers check them.
     pub fn decide(
         &self,
         principal: &Principal,
@@ -292,33 +370,103 @@ impl Auth {
         action: Action,
     ) -> Option<Decision<'_>> {
         match &self.inner.engine {
-            Engine::Local(local) => Some(local.policy.decide(principal, product, resource, action)),
+            Engine::Local(local) => local.policy.decide(principal, product, resource, action),
             _ => None,
+        }
+    }
+
+    /// The compiled policy local mode decides with now: the built-in or file policy, or the
+    /// latest one synchronised from the Auth service (`None` until the first arrived, in
+    /// remote mode and when disabled).
+    pub fn policy(&self) -> Option<Arc<CompiledPolicy>> {
+        match &self.inner.engine {
+            Engine::Local(local) => local.policy.current(),
+            _ => None,
+        }
+    }
+
+    /// Revokes session `sid` in local mode: every token whose `sid` claim is `sid` is refused
+    /// (401, `invalid_token`, "the token has been revoked") from the next request on, cached or
+    /// not, until `expires_at` (Unix seconds, plus the leeway) has passed, when every such token
+    /// has expired. The revocation feed applies its `sid` items through the same store; call
+    /// this to feed it from elsewhere (a pub/sub channel).
+    ///
+    /// Returns whether the revocation is enforced here: `false` in remote mode (the Auth service
+    /// decides) and when the library is disabled.
+    pub fn revoke_session(&self, sid: &str, expires_at: u64) -> bool {
+        self.revoke(Revocation::Session {
+            sid: sid.to_owned(),
+            expires_at,
+        })
+    }
+
+    /// Revokes, in local mode, every token of subject `sub` (its `sub` claim) issued before
+    /// `not_before` (its `iat` < `not_before`, Unix seconds; a token without `iat` counts as
+    /// issued at 0), until `expires_at` (plus the leeway) has passed: forced logout, password
+    /// reset, group change, application secret rotation or deletion. A token issued at or after
+    /// `not_before` passes. Several revocations of one subject keep the latest `not_before`.
+    ///
+    /// Returns whether the revocation is enforced here, as [`revoke_session`](Auth::revoke_session).
+    pub fn revoke_subject_before(&self, sub: &str, not_before: u64, expires_at: u64) -> bool {
+        self.revoke(Revocation::Subject {
+            sub: sub.to_owned(),
+            not_before,
+            expires_at,
+        })
+    }
+
+    fn revoke(&self, revocation: Revocation) -> bool {
+        match &self.inner.engine {
+            Engine::Local(local) => {
+                local.revocations.apply([revocation]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The number of revocations held in memory (sessions and subjects whose entries have not
+    /// expired yet); 0 outside local mode.
+    pub fn revocation_count(&self) -> usize {
+        match &self.inner.engine {
+            Engine::Local(local) => {
+                local.revocations.purge();
+                local.revocations.len()
+            }
+            _ => 0,
         }
     }
 }
 
 fn decide_local(
-    policy: &CompiledPolicy,
+    policy: &LocalPolicy,
     principal: Principal,
     permission: Option<&Permission>,
 ) -> Result<Principal, AuthError> {
     let Some(p) = permission else {
         return Ok(principal);
     };
-    match policy.decide(&principal, &p.product, &p.resource, p.action) {
-        Decision::Allow { .. } => Ok(principal),
-        Decision::Deny { reason } => {
-            tracing::debug!(sub = principal.subject(), product = %p.product, resource = %p.resource,
-                action = %p.action, %reason, "denied");
-            Err(AuthError::Forbidden {
-                subject: principal.subject().to_owned(),
-                product: p.product.to_string(),
-                resource: p.resource.to_string(),
-                action: p.action.to_string(),
-            })
+    let decided = policy.with(|compiled| {
+        let Some(compiled) = compiled else {
+            return Err(AuthError::Unavailable {
+                detail: "PLUGIN_AUTH_POLICY=server: no policy has been received from the Auth service yet".to_owned(),
+            });
+        };
+        match compiled.decide(&principal, &p.product, &p.resource, p.action) {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { reason } => {
+                tracing::debug!(sub = principal.subject(), product = %p.product, resource = %p.resource,
+                    action = %p.action, %reason, "denied");
+                Err(AuthError::Forbidden {
+                    subject: principal.subject().to_owned(),
+                    product: p.product.to_string(),
+                    resource: p.resource.to_string(),
+                    action: p.action.to_string(),
+                })
+            }
         }
-    }
+    });
+    decided.map(|()| principal)
 }
 
 fn load_policy(source: &PolicySource) -> Result<Policy, ConfigError> {
@@ -331,10 +479,11 @@ fn load_policy(source: &PolicySource) -> Result<Policy, ConfigError> {
             })
         }
         PolicySource::Document(policy) => Ok((**policy).clone()),
+        // Handled by the caller: the policy arrives later, from the poller.
         PolicySource::Server => Err(ConfigError::InvalidValue {
             variable: "PLUGIN_AUTH_POLICY",
             value: "server".to_owned(),
-            expected: "a policy file path or builtin (syncing the policy from the Auth service is not available yet)",
+            expected: "a policy file path or builtin here; the synced policy is not loaded at startup",
         }),
     }
 }

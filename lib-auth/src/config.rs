@@ -28,7 +28,11 @@ pub enum PolicySource {
     BuiltIn,
     /// A policy file (JSON, SPEC §6 format).
     File(PathBuf),
-    /// Synchronised from the Auth service's `GET /v1/policy` (needs the client credentials).
+    /// Synchronised from the Auth service's `GET {host}/v1/policy` with the service's own
+    /// application token (needs `PLUGIN_AUTH_CLIENT_ID` and `PLUGIN_AUTH_CLIENT_SECRET`), polled
+    /// every [`AuthConfig::revocation_poll_interval`] with `If-None-Match`. Until the first
+    /// policy arrives, requests that need a decision are answered 503; an invalid document is
+    /// logged and the previous policy kept.
     Server,
     /// A policy document built in code (validated when the library is built).
     Document(Box<crate::policy::Policy>),
@@ -99,6 +103,11 @@ pub struct AuthConfig {
     pub client_secret: Option<Secret>,
     /// `PLUGIN_AUTH_POLICY`: a file path, `server`, or unset for the built-in policy.
     pub policy: PolicySource,
+    /// How often local mode polls the Auth service's revocation feed (`GET
+    /// {host}/v1/revocations`) and, with [`PolicySource::Server`], its policy
+    /// (`PLUGIN_AUTH_REVOCATION_POLL_INTERVAL`). Default 5 s; must be positive. The feed needs
+    /// `host`, `client_id` and `client_secret`.
+    pub revocation_poll_interval: Duration,
     /// Decision cache TTL (`PLUGIN_AUTH_CACHE_TTL`). Default 30 s; never past a token's `exp`.
     pub cache_ttl: Duration,
     /// Clock skew allowed on `exp`/`nbf`/`iat` (`PLUGIN_AUTH_LEEWAY`). Default 30 s.
@@ -138,6 +147,7 @@ impl Default for AuthConfig {
             client_id: None,
             client_secret: None,
             policy: PolicySource::BuiltIn,
+            revocation_poll_interval: Duration::from_secs(5),
             cache_ttl: Duration::from_secs(30),
             leeway: Duration::from_secs(30),
             valkey_url: None,
@@ -188,6 +198,8 @@ impl AuthConfig {
         client_id: option String);
     setter!(/// Sets [`AuthConfig::policy`].
         policy: PolicySource);
+    setter!(/// Sets [`AuthConfig::revocation_poll_interval`].
+        revocation_poll_interval: Duration);
     setter!(/// Sets [`AuthConfig::cache_ttl`].
         cache_ttl: Duration);
     setter!(/// Sets [`AuthConfig::leeway`].
@@ -261,6 +273,17 @@ impl AuthConfig {
                 PolicySource::File(PathBuf::from(v))
             };
         }
+        if let Some(v) = get("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL") {
+            c.revocation_poll_interval =
+                parse_duration("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL", &v)?;
+            if c.revocation_poll_interval.is_zero() {
+                return Err(invalid(
+                    "PLUGIN_AUTH_REVOCATION_POLL_INTERVAL",
+                    &v,
+                    POLL_INTERVAL_EXPECTED,
+                ));
+            }
+        }
         if let Some(v) = get("PLUGIN_AUTH_CACHE_TTL") {
             c.cache_ttl = parse_duration("PLUGIN_AUTH_CACHE_TTL", &v)?;
         }
@@ -324,6 +347,13 @@ impl AuthConfig {
                 LEEWAY_EXPECTED,
             ));
         }
+        if self.revocation_poll_interval.is_zero() {
+            return Err(invalid(
+                "PLUGIN_AUTH_REVOCATION_POLL_INTERVAL",
+                "0",
+                POLL_INTERVAL_EXPECTED,
+            ));
+        }
         if self.max_token_bytes == 0 {
             return Err(invalid(
                 "max_token_bytes",
@@ -354,6 +384,19 @@ impl AuthConfig {
                 Err(ConfigError::Missing {
                     variable: "PLUGIN_AUTH_HOST",
                     why: "PLUGIN_AUTH_POLICY=server syncs the policy from the Auth service",
+                })
+            }
+            Mode::Local
+                if self.policy == PolicySource::Server
+                    && (self.client_id.is_none() || self.client_secret.is_none()) =>
+            {
+                Err(ConfigError::Missing {
+                    variable: if self.client_id.is_none() {
+                        "PLUGIN_AUTH_CLIENT_ID"
+                    } else {
+                        "PLUGIN_AUTH_CLIENT_SECRET"
+                    },
+                    why: "PLUGIN_AUTH_POLICY=server fetches the policy with the service's own application token: set PLUGIN_AUTH_CLIENT_ID and PLUGIN_AUTH_CLIENT_SECRET",
                 })
             }
             _ => Ok(()),
@@ -398,6 +441,8 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// Clock skew beyond this means a broken clock, not skew.
 const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 const LEEWAY_EXPECTED: &str = "at most 1h: clock skew larger than that means a broken clock";
+const POLL_INTERVAL_EXPECTED: &str =
+    "a positive duration such as 5s, 500ms or 1m (0 would poll without pause)";
 
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::InvalidValue {
@@ -463,6 +508,41 @@ mod tests {
         assert_eq!(c.policy, PolicySource::BuiltIn);
         assert_eq!(c.cache_ttl, Duration::from_secs(30));
         assert_eq!(c.leeway, Duration::from_secs(30));
+        assert_eq!(c.revocation_poll_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_zero_poll_interval_set_in_code_is_refused() {
+        let err = AuthConfig::default()
+            .revocation_poll_interval(Duration::ZERO)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn policy_from_the_server_needs_the_client_credentials() {
+        let base = [
+            ("PLUGIN_AUTH_ENABLED", "true"),
+            ("PLUGIN_AUTH_HOST", "http://auth:4000"),
+            ("PLUGIN_AUTH_POLICY", "server"),
+        ];
+        let err = from(&base).unwrap_err().to_string();
+        assert!(
+            err.contains("PLUGIN_AUTH_CLIENT_ID") && err.contains("PLUGIN_AUTH_CLIENT_SECRET"),
+            "{err}"
+        );
+        let mut with_id = base.to_vec();
+        with_id.push(("PLUGIN_AUTH_CLIENT_ID", "svc"));
+        let err = from(&with_id).unwrap_err().to_string();
+        assert!(err.starts_with("PLUGIN_AUTH_CLIENT_SECRET"), "{err}");
+        let mut complete = with_id.clone();
+        complete.push(("PLUGIN_AUTH_CLIENT_SECRET", "s"));
+        assert_eq!(from(&complete).unwrap().policy, PolicySource::Server);
     }
 
     #[test]
@@ -479,6 +559,7 @@ mod tests {
             ("PLUGIN_AUTH_CLIENT_SECRET", "s3cret"),
             ("PLUGIN_AUTH_POLICY", "/etc/policy.json"),
             ("PLUGIN_AUTH_CACHE_TTL", "2m"),
+            ("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL", "250ms"),
             ("PLUGIN_AUTH_LEEWAY", "5"),
             ("VALKEY_URL", "redis://127.0.0.1:6379"),
             ("PLUGIN_AUTH_ROLES_CLAIM", "realm_access.roles"),
@@ -494,6 +575,7 @@ mod tests {
         assert_eq!(c.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
         assert_eq!(c.policy, PolicySource::File("/etc/policy.json".into()));
         assert_eq!(c.cache_ttl, Duration::from_secs(120));
+        assert_eq!(c.revocation_poll_interval, Duration::from_millis(250));
         assert_eq!(c.leeway, Duration::from_secs(5));
         assert_eq!(c.valkey_url.as_deref(), Some("redis://127.0.0.1:6379"));
         assert_eq!(c.claim_mapping.roles_path, ["realm_access", "roles"]);
@@ -525,6 +607,10 @@ mod tests {
             ("PLUGIN_AUTH_HOST", "auth:4000"),
             ("VALKEY_URL", "http://cache"),
             ("PLUGIN_AUTH_ACCEPT_JWT_TYP", "maybe"),
+            ("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL", "0"),
+            ("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL", "0ms"),
+            ("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL", "5 s"),
+            ("PLUGIN_AUTH_REVOCATION_POLL_INTERVAL", "-1"),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(value), "{var}: {err}");

@@ -24,6 +24,25 @@
 //! # }
 //! ```
 //!
+//! # Revocations and policy sync (local mode)
+//!
+//! With `PLUGIN_AUTH_CLIENT_ID`/`PLUGIN_AUTH_CLIENT_SECRET` (and `PLUGIN_AUTH_HOST`), a background
+//! task polls the Auth service every `PLUGIN_AUTH_REVOCATION_POLL_INTERVAL` (default 5 s) with
+//! the service's own application token: `GET {host}/v1/revocations?since=<cursor>` answers
+//! `{"cursor","items":[{"sid"?,"sub"?,"notBefore"?,"expiresAt"}]}`. An item with `sid` revokes
+//! every token whose `sid` claim equals it; an item with `sub` and `notBefore` revokes every
+//! token of that subject whose `iat` is before `notBefore` (forced logout, password reset, group
+//! change, secret rotation); `expiresAt` is when the entry may be forgotten. A revoked token is
+//! refused with 401 (`invalid_token`, "the token has been revoked") from the next poll on, even
+//! if it was verified and cached before. [`Auth::revoke_session`] and
+//! [`Auth::revoke_subject_before`] feed the same store from code. If the feed is unreachable
+//! the revocations already known stay enforced (one WARN per outage). Without client
+//! credentials no feed runs, and one WARN says that logouts only take effect at token expiry.
+//!
+//! With `PLUGIN_AUTH_POLICY=server` the same task fetches `GET {host}/v1/policy` (with
+//! `If-None-Match`); until the first policy arrives, requests that need a decision get 503,
+//! and an invalid document is logged and ignored (the previous policy stays in force).
+//!
 //! Errors answer with the SPEC envelope `{"code","title","message"}`: 401 (`AUT-0006` missing,
 //! `AUT-0007` invalid token, with `WWW-Authenticate: Bearer error="invalid_token"`), 403
 //! (`AUT-0008`), 503 (`AUT-0009`, the key source or the Auth service is down and nothing is
@@ -46,6 +65,8 @@ mod m2m;
 mod policy;
 mod principal;
 mod remote;
+mod revocation;
+mod sync;
 mod verify;
 
 pub use action::{Action, UnknownAction};

@@ -277,6 +277,12 @@ impl ApplicationToken {
     /// while it is fresh, else a new one from the Auth service. Concurrent callers share one
     /// fetch.
     pub async fn token(&self) -> Result<String, ApplicationTokenError> {
+        self.token_logged(true).await
+    }
+
+    /// [`token`](ApplicationToken::token), with its failures logged at WARN when `warn` (else at
+    /// DEBUG: the caller, such as the feed poller, logs outages once itself).
+    pub(crate) async fn token_logged(&self, warn: bool) -> Result<String, ApplicationTokenError> {
         if let Some(token) = self.cached(|c, now| now < c.renew_at) {
             return Ok(token);
         }
@@ -307,13 +313,23 @@ impl ApplicationToken {
                 *last_error = Some(error.clone());
                 match self.still_usable() {
                     Some(token) => {
-                        tracing::warn!(client_id = %self.inner.client_id, %error,
-                            "renewing the application token failed; using the current one until it nears expiry");
+                        if warn {
+                            tracing::warn!(client_id = %self.inner.client_id, %error,
+                                "renewing the application token failed; using the current one until it nears expiry");
+                        } else {
+                            tracing::debug!(client_id = %self.inner.client_id, %error,
+                                "renewing the application token failed; using the current one until it nears expiry");
+                        }
                         Ok(token)
                     }
                     None => {
-                        tracing::warn!(client_id = %self.inner.client_id, %error,
-                            "fetching the application token failed");
+                        if warn {
+                            tracing::warn!(client_id = %self.inner.client_id, %error,
+                                "fetching the application token failed");
+                        } else {
+                            tracing::debug!(client_id = %self.inner.client_id, %error,
+                                "fetching the application token failed");
+                        }
                         Err(error)
                     }
                 }

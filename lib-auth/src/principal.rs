@@ -1,5 +1,6 @@
 //! The authenticated caller: who it is, what kind, and which roles and groups it holds.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
@@ -37,6 +38,10 @@ struct PrincipalData {
     scopes: Vec<String>,
     issuer: Option<String>,
     expires_at: u64,
+    issued_at: Option<u64>,
+    /// The revocation generation this principal was last found not revoked at (0: never
+    /// checked). Lets the warm path skip the revocation lookup while nothing new was revoked.
+    revocation_checked: AtomicU64,
     /// Every claim: parsed up front (`from_claims`) or on first use from `raw`.
     claims: OnceLock<Map<String, Value>>,
     raw: Box<[u8]>,
@@ -187,6 +192,7 @@ impl Principal {
     ) -> Option<Principal> {
         let subject = text(parsed.sub.take())?;
         let expires_at = numeric_date(parsed.exp.as_ref()?)?;
+        let issued_at = parsed.iat.as_ref().and_then(numeric_date);
         let client_id = text(parsed.client_id).or_else(|| text(parsed.azp));
         let kind = match parsed.kind.as_ref().and_then(Value::as_str) {
             Some("application") => PrincipalKind::Application,
@@ -223,6 +229,8 @@ impl Principal {
                 issuer: text(parsed.iss),
                 scopes: string_list(parsed.scope.as_ref().or(parsed.scp.as_ref())),
                 expires_at,
+                issued_at,
+                revocation_checked: AtomicU64::new(0),
                 subject,
                 claims,
                 raw,
@@ -290,6 +298,26 @@ impl Principal {
         self.inner.expires_at
     }
 
+    /// `iat`, in seconds since the Unix epoch, when the token carries one. Revocations of a
+    /// subject (`sub` + `notBefore`) refuse tokens issued before a given instant; a token
+    /// without `iat` counts as issued at 0.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.inner.issued_at
+    }
+
+    /// The revocation generation at which this principal was last found not revoked.
+    #[inline]
+    pub(crate) fn revocation_checked(&self) -> u64 {
+        self.inner.revocation_checked.load(Ordering::Relaxed)
+    }
+
+    /// Records that this principal was found not revoked at `generation`.
+    pub(crate) fn set_revocation_checked(&self, generation: u64) {
+        self.inner
+            .revocation_checked
+            .store(generation, Ordering::Relaxed);
+    }
+
     /// Every claim of the token, as received (parsed on first call).
     pub fn claims(&self) -> &Map<String, Value> {
         self.inner
@@ -324,6 +352,12 @@ mod tests {
         assert_eq!(p.scopes(), ["openid", "profile"]);
         assert_eq!(p.session_id(), Some("s-1"));
         assert_eq!(p.owner(), Some("lerian"));
+        assert_eq!(p.issued_at(), None);
+        let with_iat = Principal::from_claims(
+            claims(json!({"sub":"u","exp":10,"iat":7})),
+            &Default::default(),
+        );
+        assert_eq!(with_iat.unwrap().issued_at(), Some(7));
     }
 
     #[test]
