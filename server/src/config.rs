@@ -57,8 +57,9 @@ pub struct ServerConfig {
     pub signing_algorithm: SigningAlgorithm,
     /// `owner` claim of issued tokens (`AUTH_OWNER`, default `lerian`, as Lerian's tokens).
     pub owner: String,
-    /// Failed attempts per username, client id or address before throttling
-    /// (`AUTH_THROTTLE_MAX_FAILURES`, default 5).
+    /// Failed attempts per username or client id before throttling
+    /// (`AUTH_THROTTLE_MAX_FAILURES`, default 5); an address may fail ten times as often, as
+    /// many users may share it.
     pub throttle_max_failures: u32,
     /// Window in which failures are counted, and the first lock-out
     /// (`AUTH_THROTTLE_WINDOW`, default 60 s); each repeated lock-out doubles, up to 1 h.

@@ -26,6 +26,27 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage applications (machine-to-machine clients).
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Create an application; prints its client id and secret once, as JSON.
+    Create {
+        /// Its product name (midaz, routing, plugin-fees, ...).
+        #[arg(long)]
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A role it holds (repeatable); default `<name>-editor-role`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +68,14 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate(),
+        Command::App {
+            command:
+                AppCommand::Create {
+                    name,
+                    description,
+                    roles,
+                },
+        } => create_app(&name, &description, roles),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,6 +94,44 @@ fn rotate() -> Result<(), String> {
         "new active signing key {kid} ({})",
         config.signing_algorithm
     );
+    Ok(())
+}
+
+fn create_app(name: &str, description: &str, roles: Vec<String>) -> Result<(), String> {
+    let config = ServerConfig::from_env().map_err(|e| e.to_string())?;
+    let (store, _) = open(&config).map_err(|e| e.to_string())?;
+    let (policy, _) = store
+        .run_now(lib_auth_server::store::load_policy)
+        .map_err(|e| e.to_string())?;
+    let roles = if roles.is_empty() {
+        vec![format!("{name}-editor-role")]
+    } else {
+        roles
+    };
+    if let Some(unknown) = roles
+        .iter()
+        .find(|r| !policy.roles.iter().any(|p| &p.id == *r))
+    {
+        return Err(format!("unknown role {unknown:?}"));
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let created = runtime
+        .block_on(lib_auth_server::admin::new_application(
+            &store,
+            name,
+            description,
+            roles,
+        ))
+        .map_err(|e| e.to_string())?;
+    let app = &created.application;
+    let answer = serde_json::json!({
+        "id": app.id,
+        "name": app.name,
+        "clientId": app.client_id,
+        "clientSecret": created.client_secret,
+        "roles": app.roles,
+    });
+    println!("{answer}");
     Ok(())
 }
 

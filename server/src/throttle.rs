@@ -3,12 +3,18 @@
 //! After `max_failures` failures within `window`, a key is locked for `window`; each lock-out
 //! that follows another doubles the lock (up to one hour). A locked key is answered 429 with
 //! `Retry-After` before any password is checked, so a locked attacker costs no hashing.
+//!
+//! An address (`address:…` keys) may fail [`ADDRESS_FAILURE_FACTOR`] times as often: many
+//! users share one (an office, a NAT, a proxy), and one of them mistyping a password must not
+//! lock the others out; a guesser spreading over usernames still meets the address limit.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const MAX_LOCK: Duration = Duration::from_secs(3600);
+/// How many times `max_failures` an `address:` key may fail before it is locked.
+pub const ADDRESS_FAILURE_FACTOR: u32 = 10;
 /// Keys kept at most; beyond it, idle entries are dropped first.
 const MAX_ENTRIES: usize = 100_000;
 
@@ -82,7 +88,7 @@ impl Throttle {
             }
             entry.failures += 1;
             entry.last_seen = now;
-            if entry.failures >= self.max_failures {
+            if entry.failures >= self.limit_of(key) {
                 let factor = 1u32 << entry.lockouts.min(16);
                 let lock = self.window.saturating_mul(factor).min(MAX_LOCK);
                 entry.locked_until = Some(now + lock);
@@ -90,6 +96,15 @@ impl Throttle {
                 entry.failures = 0;
                 entry.window_start = now;
             }
+        }
+    }
+
+    /// The failures `key` may have within a window.
+    fn limit_of(&self, key: &str) -> u32 {
+        if key.starts_with("address:") {
+            self.max_failures.saturating_mul(ADDRESS_FAILURE_FACTOR)
+        } else {
+            self.max_failures
         }
     }
 
@@ -132,6 +147,18 @@ mod tests {
         let second = throttle.locked(&keys).expect("locked");
         assert!(second > Duration::from_secs(115), "{second:?}");
         assert!(throttle.locked(&["user:bob".to_owned()]).is_none());
+    }
+
+    #[test]
+    fn an_address_may_fail_more_often_than_a_user() {
+        let throttle = Throttle::new(2, Duration::from_secs(60));
+        let address = vec!["address:127.0.0.1".to_owned()];
+        for _ in 0..(2 * ADDRESS_FAILURE_FACTOR - 1) {
+            throttle.failed(&address);
+        }
+        assert!(throttle.locked(&address).is_none());
+        throttle.failed(&address);
+        assert!(throttle.locked(&address).is_some());
     }
 
     #[test]

@@ -57,3 +57,16 @@ pub async fn not_found() -> Response {
     )
         .into_response()
 }
+
+/// A known path with another method: a JSON 405 (axum's default has an empty body).
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({
+            "code": "AUT-0405",
+            "title": "Method Not Allowed",
+            "message": "This endpoint does not take this method.",
+        })),
+    )
+        .into_response()
+}

@@ -12,7 +12,9 @@ use crate::error::ApiError;
 use crate::secret::{constant_time_eq, sha256};
 use crate::state::AppState;
 use crate::store::applications::{Application, find_application_by_client_id};
-use crate::store::sessions::{RefreshOutcome, create_session, rotate_refresh_token};
+use crate::store::sessions::{
+    RefreshOutcome, create_session, rotate_refresh_token, session_of_refresh_token,
+};
 use crate::store::users::{find_user, find_user_by_username, username_key};
 
 /// A grant request, whatever its wire.
@@ -47,7 +49,7 @@ pub async fn grant(
     match request.grant_type.as_str() {
         "password" => password_grant(state, request, address).await,
         "client_credentials" => client_credentials_grant(state, request, address).await,
-        "refresh_token" => refresh_grant(state, request).await,
+        "refresh_token" => refresh_grant(state, request, address).await,
         "" => Err(ApiError::MissingFields("grantType".into())),
         other => Err(ApiError::UnsupportedGrantType(
             other.chars().take(64).collect(),
@@ -178,13 +180,42 @@ async fn password_grant(
     user_tokens(state, &user, &session, refresh_token)
 }
 
-async fn refresh_grant(state: &AppState, request: GrantRequest) -> Result<TokenSet, ApiError> {
+async fn refresh_grant(
+    state: &AppState,
+    request: GrantRequest,
+    address: IpAddr,
+) -> Result<TokenSet, ApiError> {
     let Some(presented) = present(&request.refresh_token) else {
         return Err(ApiError::MissingFields("refreshToken".into()));
     };
     let requested_scope = parse_scope(request.scope.as_deref())?;
-    let replacement = new_refresh_token()?;
+    // A client that presents credentials must prove them (RFC 6749 §6).
+    let client = match (present(&request.client_id), present(&request.client_secret)) {
+        (Some(id), Some(secret)) => Some(authenticate_client(state, id, secret, address).await?),
+        _ => None,
+    };
     let presented_hash = sha256(presented);
+    // Refusals that must not use the token up: a wider scope, another client's token. A
+    // session's scope and client never change, so checking before rotating is safe.
+    let lookup = presented_hash.clone();
+    let current = state
+        .store()
+        .run(move |c| session_of_refresh_token(c, &lookup))
+        .await
+        .map_err(ApiError::internal)?;
+    if let Some(current) = &current {
+        if let Some(client) = &client
+            && client.client_id != current.client_id
+        {
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        if let Some(requested) = &requested_scope
+            && widens(&current.scope, requested)
+        {
+            return Err(ApiError::InvalidScope(requested.clone()));
+        }
+    }
+    let replacement = new_refresh_token()?;
     let replacement_hash = sha256(&replacement);
     let horizon = revocation_horizon(state);
     let outcome = state
@@ -207,10 +238,7 @@ async fn refresh_grant(state: &AppState, request: GrantRequest) -> Result<TokenS
     };
     if let Some(requested) = requested_scope {
         // RFC 6749 §6: a refresh may narrow the scope, never widen it.
-        if requested
-            .split(' ')
-            .any(|s| !session.scope.split(' ').any(|g| g == s))
-        {
+        if widens(&session.scope, &requested) {
             return Err(ApiError::InvalidScope(requested));
         }
         session.scope = requested;
@@ -223,6 +251,13 @@ async fn refresh_grant(state: &AppState, request: GrantRequest) -> Result<TokenS
         .map_err(ApiError::internal)?
         .ok_or(ApiError::InvalidRefreshToken)?;
     user_tokens(state, &user, &session, replacement)
+}
+
+/// Whether `requested` asks for a scope that `granted` does not hold.
+fn widens(granted: &str, requested: &str) -> bool {
+    requested
+        .split(' ')
+        .any(|s| !granted.split(' ').any(|g| g == s))
 }
 
 fn missing(fields: &[(&str, &Option<String>)]) -> String {

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy", get(feeds::policy))
         .route("/v1/revocations", get(feeds::revocations))
         .fallback(discovery::not_found)
+        .method_not_allowed_fallback(discovery::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

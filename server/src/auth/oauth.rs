@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -35,7 +36,14 @@ pub struct OAuthForm {
     token_type_hint: Option<String>,
 }
 
-fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<OAuthForm, OAuthError> {
+fn read_form(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<OAuthForm, OAuthError> {
+    // Answered as RFC 6749 JSON, not axum's plain-text rejection (a body over the limit).
+    let body = body.map_err(|_| {
+        OAuthError::InvalidRequest("the body could not be read or is too large".into())
+    })?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -50,7 +58,7 @@ fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<OAuthForm, OAuthError>
         ));
     }
     // RFC 6749 §3.2: parameters must not be repeated; serde_urlencoded keeps the last, so count.
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
         .map_err(|_| OAuthError::InvalidRequest("the form could not be read".into()))?;
     let mut seen = std::collections::HashSet::new();
     for (name, _) in &pairs {
@@ -61,7 +69,7 @@ fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<OAuthForm, OAuthError>
             )));
         }
     }
-    serde_urlencoded::from_bytes(body)
+    serde_urlencoded::from_bytes(&body)
         .map_err(|_| OAuthError::InvalidRequest("the form could not be read".into()))
 }
 
@@ -155,9 +163,9 @@ pub async fn token(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let form = read_form(&headers, &body)?;
+    let form = read_form(&headers, body)?;
     let grant_type = form
         .grant_type
         .clone()
@@ -196,9 +204,9 @@ pub async fn revoke(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let form = read_form(&headers, &body)?;
+    let form = read_form(&headers, body)?;
     let client = authenticated_client(&state, &headers, &form, address).await?;
     let token = form
         .token
@@ -268,9 +276,9 @@ pub async fn introspect(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let form = read_form(&headers, &body)?;
+    let form = read_form(&headers, body)?;
     authenticated_client(&state, &headers, &form, address).await?;
     let token = form
         .token

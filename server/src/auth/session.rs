@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,11 +29,14 @@ struct LogoutForm {
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let principal = if headers.contains_key(header::AUTHORIZATION) {
         state.verify_access(&headers).await?
     } else {
+        let body = body.map_err(|_| {
+            ApiError::InvalidBody("the body could not be read or is too large".into())
+        })?;
         let form: LogoutForm = serde_urlencoded_form(&body)?;
         let hint = form
             .id_token_hint
