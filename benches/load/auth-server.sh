@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Load run of lib-auth-server on loopback (release build, temp database). Needs wrk (Debian:
 # apt-get install wrk). Bounded: about 6 × DURATION of load. Prints, in order:
-#   1. RSS idle (after start, admin bootstrap and one login);
+#   1. RSS idle: at first start (admin bootstrap), after a restart, after one login;
 #   2. POST /v1/authorize (Lerian user check, raw JWT) vs GET /health (a trivial route of the
 #      same process), alternating, ROUNDS rounds: req/s, p99, and the median ratio;
 #   3. client_credentials tokens issued per second (Lerian JSON endpoint);
 #   4. /v1/authorize p99 while 50 connections run password logins at the same time;
-#   5. RSS after the load.
+#   5. RSS right after the load (and its peak), and 15 s later.
 #
 #   benches/load/auth-server.sh
 #   ROUNDS=5 DURATION=20s benches/load/auth-server.sh
@@ -27,15 +27,27 @@ base="http://127.0.0.1:$PORT"
 app=$(target/release/lib-auth-server app create --name midaz --role midaz-editor-role)
 client_id=$(sed 's/.*"clientId":"\([^"]*\)".*/\1/' <<<"$app")
 client_secret=$(sed 's/.*"clientSecret":"\([^"]*\)".*/\1/' <<<"$app")
-target/release/lib-auth-server >"$work/server.out" 2>&1 &
-server=$!
-for _ in $(seq 100); do curl -sf "$base/health" >/dev/null 2>&1 && break; sleep 0.1; done
+start_server() {
+  target/release/lib-auth-server >>"$work/server.out" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -sf "$base/health" >/dev/null 2>&1 && break; sleep 0.1; done
+}
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$server/status"; }
+peak() { awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$server/status"; }
+# The first start creates the admin (one password hash); later starts over the same database
+# do not, which is how a deployed server starts.
+start_server
+sleep 2
+echo "RSS idle, first start (admin bootstrapped): $(rss)"
+kill -TERM "$server"; wait "$server" || true
+start_server
+sleep 2
+echo "RSS idle, restart over the same database: $(rss)"
 
 login='{"grantType":"password","username":"admin","password":"load-run-admin-password"}'
 token=$(curl -sf -H 'Content-Type: application/json' -d "$login" "$base/v1/login/oauth/access_token" \
   | sed 's/.*"accessToken":"\([^"]*\)".*/\1/')
-echo "RSS idle: $(rss)"
+echo "RSS after one password login: $(rss)"
 
 cat >"$work/authorize.lua" <<LUA
 wrk.method = "POST"
@@ -81,4 +93,6 @@ run authorize-under-logins -t1 -c8 -d"$(( ${DURATION%s} - 2 ))s" -s "$work/autho
   | awk '{print "  authorize req/s " $2 ", p99 " $3}'
 wait "$logins"
 awk '/Requests\/sec/ {print "  logins/s " $2}' "$work/logins.out"
-echo "RSS after load: $(rss)"
+echo "RSS right after the load: $(rss), peak (VmHWM) $(peak)"
+sleep 15
+echo "RSS 15 s after the load: $(rss)"

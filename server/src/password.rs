@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Hashing could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,34 +44,52 @@ fn verify_now(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Verified against when the user does not exist, so that an unknown user and a wrong password
+/// cost the same time: the argon2id hash, with the parameters of [`argon2`], of a password
+/// nobody has ("dummy password for timing equalization"). A constant rather than a hash made
+/// at start, which would cost every start a hash and its 19 MiB; a test checks that its
+/// parameters are the ones real hashes get.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$OOthB546oBc4rnGaoGfREA$5UoKnRaAHnN2/YaH/rQhsiEjM9w9HZT8euICN+zijIA";
+
 /// Hashes and verifies passwords on blocking threads, at most `concurrency` at once.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
-    dummy_hash: Arc<str>,
 }
 
 impl Passwords {
     /// A hasher running at most `concurrency` hashes at once.
-    pub fn new(concurrency: usize) -> Result<Passwords, PasswordError> {
-        Ok(Passwords {
+    pub fn new(concurrency: usize) -> Passwords {
+        Passwords {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            // Verified against when the user does not exist, so that an unknown user and a
-            // wrong password cost the same time.
-            dummy_hash: hash_now("dummy password for timing equalization")?.into(),
-        })
+        }
     }
 
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = self.permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_now(&password)
+        })
+        .await
+        .map_err(|_| PasswordError::Task)?
+    }
+
+    /// A hashing slot. It moves into the blocking task and is released only when the hash is
+    /// done: a caller that goes away (a dropped connection) cannot free its slot early, so a
+    /// client that sends logins and disconnects cannot run more hashes at once than the bound.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, PasswordError> {
+        Arc::clone(&self.permits)
+            .acquire_owned()
             .await
-            .map_err(|_| PasswordError::Task)?;
-        tokio::task::spawn_blocking(move || hash_now(&password))
-            .await
-            .map_err(|_| PasswordError::Task)?
+            .map_err(|_| PasswordError::Task)
+    }
+
+    /// Hashing slots free now.
+    #[cfg(test)]
+    fn free_slots(&self) -> usize {
+        self.permits.available_permits()
     }
 
     /// Whether `password` matches `hash`; with `None` (unknown user), verifies against a dummy
@@ -81,17 +99,15 @@ impl Passwords {
         password: String,
         hash: Option<String>,
     ) -> Result<bool, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Task)?;
-        let dummy = Arc::clone(&self.dummy_hash);
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => verify_now(&password, &hash),
-            None => {
-                let _ = verify_now(&password, &dummy);
-                false
+        let permit = self.permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match hash {
+                Some(hash) => verify_now(&password, &hash),
+                None => {
+                    let _ = verify_now(&password, DUMMY_HASH);
+                    false
+                }
             }
         })
         .await
@@ -110,7 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {
-        let hasher = Passwords::new(2).expect("hasher");
+        let hasher = Passwords::new(2);
         let hash = hasher
             .hash("correct horse battery".into())
             .await
@@ -143,5 +159,44 @@ mod tests {
                 .await
                 .expect("verify")
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_verification_keeps_its_slot_until_the_hash_is_done() {
+        let hasher = Passwords::new(1);
+        let hash = hasher
+            .hash("correct horse battery".into())
+            .await
+            .expect("hash");
+        let started = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.verify("guess".into(), Some(hash)).await })
+        };
+        // Wait until the verification holds the one slot, then drop the caller, as a client
+        // that disconnects mid-login does.
+        while hasher.free_slots() == 1 {
+            tokio::task::yield_now().await;
+        }
+        started.abort();
+        assert!(started.await.is_err_and(|e| e.is_cancelled()));
+        assert_eq!(
+            hasher.free_slots(),
+            0,
+            "the hash still runs, so its slot must stay taken"
+        );
+        // The next caller waits for that hash, then gets the slot.
+        assert!(!hasher.verify("other".into(), None).await.expect("verify"));
+        assert_eq!(hasher.free_slots(), 1);
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_parameters_of_real_hashes() {
+        let real = hash_now("any password at all").expect("hash");
+        let params = |phc: &str| phc.rsplitn(3, '$').nth(2).map(str::to_owned);
+        assert_eq!(params(DUMMY_HASH), params(&real));
+        assert!(verify_now(
+            "dummy password for timing equalization",
+            DUMMY_HASH
+        ));
     }
 }

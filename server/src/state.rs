@@ -47,7 +47,7 @@ pub enum StartError {
     /// The key-encryption key failed.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
-    /// Password hashing failed to initialize.
+    /// Hashing the bootstrap admin's password failed.
     #[error(transparent)]
     Password(#[from] crate::password::PasswordError),
 }
@@ -64,7 +64,7 @@ impl AppState {
         let revocations = RevocationIndex::default();
         revocations.sync_now(&store)?;
         let throttle = Throttle::new(config.throttle_max_failures, config.throttle_window);
-        let passwords = Passwords::new(config.password_hash_concurrency)?;
+        let passwords = Passwords::new(config.password_hash_concurrency);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
