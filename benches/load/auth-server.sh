@@ -22,7 +22,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 cargo build -q --release -p lib-auth-server
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-export AUTH_DB_PATH="$work/auth.db" AUTH_PORT="$PORT" AUTH_ADMIN_PASSWORD="load-run-admin-password" RUST_LOG=warn
+export AUTH_DB_PATH="$work/auth.db" AUTH_PORT="$PORT" IDENTITY_PORT="$((PORT + 1))" AUTH_ADMIN_PASSWORD="load-run-admin-password" RUST_LOG=warn
 base="http://127.0.0.1:$PORT"
 app=$(target/release/lib-auth-server app create --name midaz --role midaz-editor-role)
 client_id=$(sed 's/.*"clientId":"\([^"]*\)".*/\1/' <<<"$app")

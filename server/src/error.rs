@@ -153,13 +153,8 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "request failed");
         }
         let (status, code, title, message) = self.parts();
-        let mut response = (
-            status,
-            Json(json!({"code": code, "title": title, "message": message})),
-        )
-            .into_response();
+        let mut response = envelope(status, code, title, &message);
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
             ApiError::Throttled(remaining) => {
                 headers.insert(
@@ -180,6 +175,19 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error envelope `{code, title, message}` as JSON, with `Cache-Control: no-store`.
+pub fn envelope(status: StatusCode, code: &str, title: &str, message: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"code": code, "title": title, "message": message})),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// An RFC 6749 §5.2 error of the standard endpoints.

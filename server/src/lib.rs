@@ -1,7 +1,8 @@
 //! `lib-auth-server`: the Auth service of lib-auth (SPEC §4) on SQLite.
 //!
 //! [`Server::start`] opens the store, bootstraps the admin on first start, loads the keys and
-//! serves the Auth API on its listener; the binary wraps it with a CLI.
+//! serves the Auth API and the Identity API on their listeners; the binary wraps it with a
+//! CLI.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -10,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod keyring;
 pub mod keys;
 pub mod password;
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
+pub use identity::IdentityError;
 pub use state::AppState;
 
 use crate::keys::KeyEncryptionKey;
@@ -112,29 +115,49 @@ pub fn bootstrap_admin(config: &ServerConfig, store: &Store) -> Result<Option<St
 pub struct Server {
     /// Where the Auth API listens.
     pub auth_address: SocketAddr,
+    /// Where the Identity API listens, when it runs.
+    pub identity_address: Option<SocketAddr>,
     /// The shared state (for tests and embedding).
     pub state: AppState,
-    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+}
+
+/// The listeners a server serves on: Auth always, Identity when given.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The Auth API's.
+    pub auth: TcpListener,
+    /// The Identity API's.
+    pub identity: Option<TcpListener>,
 }
 
 impl Server {
     /// Opens the store, bootstraps the admin (printing a generated password once on stdout),
-    /// binds the Auth listener and serves until `shutdown` completes.
+    /// binds the Auth listener (`AUTH_PORT`) and the Identity listener (`IDENTITY_PORT`) and
+    /// serves both until `shutdown` completes.
     pub async fn start(
         config: ServerConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Server, ServeError> {
-        let address = SocketAddr::new(config.bind_address, config.auth_port);
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| ServeError::Bind { address, source })?;
-        Server::start_on(config, listener, shutdown).await
+        let bind = |port: u16| async move {
+            let address = SocketAddr::new(config.bind_address, port);
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| ServeError::Bind { address, source })
+        };
+        let auth = bind(config.auth_port).await?;
+        let identity = bind(config.identity_port).await?;
+        let listeners = Listeners {
+            auth,
+            identity: Some(identity),
+        };
+        Server::start_on(config, listeners, shutdown).await
     }
 
-    /// [`start`](Self::start) on a listener bound by the caller.
+    /// [`start`](Self::start) on listeners bound by the caller.
     pub async fn start_on(
         config: ServerConfig,
-        listener: TcpListener,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Server, ServeError> {
         let state = tokio::task::spawn_blocking(move || -> Result<AppState, StartError> {
@@ -151,26 +174,60 @@ impl Server {
         .await
         .map_err(|_| StartError::Store(store::StoreError::Task))??;
         state.spawn_upkeep();
-        let auth_address = listener.local_addr()?;
-        let app = auth::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+        // One shutdown signal for every listener.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
         });
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let auth_address = listeners.auth.local_addr()?;
+        let mut tasks = Vec::with_capacity(2);
+        let app = auth::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let auth_stopped = stopped();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listeners.auth, app)
+                .with_graceful_shutdown(auth_stopped)
+                .await
+        }));
         tracing::info!(%auth_address, "auth service listening");
+        let identity_address = match listeners.identity {
+            Some(listener) => {
+                let address = listener.local_addr()?;
+                let app = identity::router(state.clone())
+                    .into_make_service_with_connect_info::<SocketAddr>();
+                let identity_stopped = stopped();
+                tasks.push(tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(identity_stopped)
+                        .await
+                }));
+                tracing::info!(identity_address = %address, "identity service listening");
+                Some(address)
+            }
+            None => None,
+        };
         Ok(Server {
             auth_address,
+            identity_address,
             state,
-            task,
+            tasks,
         })
     }
 
-    /// Waits until the server has shut down.
+    /// Waits until every listener has shut down.
     pub async fn wait(self) -> Result<(), ServeError> {
-        match self.task.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(ServeError::Io(std::io::Error::other("server task failed"))),
+        for task in self.tasks {
+            match task.await {
+                Ok(result) => result?,
+                Err(_) => return Err(ServeError::Io(std::io::Error::other("server task failed"))),
+            }
         }
+        Ok(())
     }
 }

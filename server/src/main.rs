@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the Auth API on AUTH_PORT (the default command).
+    /// Serve the Auth API on AUTH_PORT and the Identity API on IDENTITY_PORT (the default).
     Serve,
     /// Manage signing keys.
     Keys {
@@ -152,6 +152,9 @@ fn serve() -> Result<(), String> {
             "lib-auth-server: auth listening on http://{}",
             server.auth_address
         );
+        if let Some(identity) = server.identity_address {
+            println!("lib-auth-server: identity listening on http://{identity}");
+        }
         server.wait().await.map_err(|e| e.to_string())
     })
 }

@@ -228,6 +228,7 @@ fn binary(db: &std::path::Path) -> tokio::process::Command {
         .env_clear()
         .env("AUTH_DB_PATH", db)
         .env("AUTH_PORT", "0")
+        .env("IDENTITY_PORT", "0")
         .env("RUST_LOG", "trace")
         .kill_on_drop(true);
     command

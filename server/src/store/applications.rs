@@ -140,3 +140,68 @@ pub fn set_application_secret(
     )?;
     Ok(changed == 1)
 }
+
+/// One page of applications, oldest first, and how many there are.
+pub fn list_applications(
+    connection: &Connection,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Application>, i64), StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {APPLICATION_COLUMNS} FROM applications ORDER BY rowid LIMIT ?1 OFFSET ?2"
+    ))?;
+    let apps: Vec<Application> = statement
+        .query_map(params![limit, offset], application_from_row)?
+        .collect::<Result<_, _>>()?;
+    let apps = apps
+        .into_iter()
+        .map(|a| with_roles(connection, a))
+        .collect::<Result<_, _>>()?;
+    let total = connection.query_row("SELECT COUNT(*) FROM applications", [], |row| row.get(0))?;
+    Ok((apps, total))
+}
+
+/// Deletes the application `id` and revokes every token issued to it until `revoke_until`;
+/// answers the deleted application.
+pub fn delete_application(
+    connection: &mut Connection,
+    id: &str,
+    revoke_until: i64,
+) -> Result<Option<Application>, StoreError> {
+    let tx = connection.transaction()?;
+    let Some(app) = find_application(&tx, id)? else {
+        return Ok(None);
+    };
+    tx.execute("DELETE FROM applications WHERE id = ?1", [id])?;
+    revoke_tokens_of(&tx, &app.client_id, revoke_until)?;
+    tx.commit()?;
+    Ok(Some(app))
+}
+
+/// Replaces the secret of application `id` and revokes the tokens issued with the old one
+/// until `revoke_until`; answers the application, or `None` when there is none.
+pub fn rotate_application_secret(
+    connection: &mut Connection,
+    id: &str,
+    secret_hash: &[u8],
+    revoke_until: i64,
+) -> Result<Option<Application>, StoreError> {
+    let tx = connection.transaction()?;
+    if !set_application_secret(&tx, id, secret_hash)? {
+        return Ok(None);
+    }
+    let app = find_application(&tx, id)?
+        .ok_or_else(|| StoreError::Corrupted("application vanished".into()))?;
+    revoke_tokens_of(&tx, &app.client_id, revoke_until)?;
+    tx.commit()?;
+    Ok(Some(app))
+}
+
+/// Revokes every token of `client_id` (its `sub`) issued up to now.
+fn revoke_tokens_of(
+    tx: &rusqlite::Transaction<'_>,
+    client_id: &str,
+    revoke_until: i64,
+) -> Result<(), StoreError> {
+    super::revocations::revoke_subject_in(tx, client_id, revoke_until).map(|_| ())
+}

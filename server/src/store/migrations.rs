@@ -86,6 +86,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX revocations_by_expiry ON revocations(expires_at);
     "#,
+    // 2: the Identity service's audit log; revocations looked up by subject.
+    r#"
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor_id TEXT,
+        actor_name TEXT,
+        action TEXT NOT NULL,
+        target_type TEXT,
+        target_id TEXT,
+        target_name TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_events_by_actor ON audit_events(actor_id, at);
+    CREATE INDEX audit_events_by_target ON audit_events(target_id, at);
+    CREATE INDEX audit_events_by_time ON audit_events(at);
+    CREATE INDEX revocations_by_subject ON revocations(sub);
+    "#,
 ];
 
 /// Applies the migrations the database has not seen, each in its own transaction.

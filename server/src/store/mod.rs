@@ -6,6 +6,7 @@
 //! in one transaction that nothing else can interleave with.
 
 pub mod applications;
+pub mod audit;
 pub mod keys;
 mod migrations;
 pub mod policy;

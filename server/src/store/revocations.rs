@@ -52,18 +52,38 @@ pub(super) fn insert_revocation(
     Ok(())
 }
 
-/// Records that every token of `sub` issued before `not_before` is revoked (a demotion, a
-/// password reset, a rotated application secret).
+/// Records that every token of `sub` issued up to now is revoked (a demotion, a password
+/// reset, a rotated application secret), until `revoke_until`; answers the `not_before`.
 pub fn revoke_subject(
     connection: &mut Connection,
     sub: &str,
-    not_before: i64,
-    expires_at: i64,
-) -> Result<(), StoreError> {
+    revoke_until: i64,
+) -> Result<i64, StoreError> {
     let tx = connection.transaction()?;
-    insert_revocation(&tx, None, Some(sub), Some(not_before), expires_at)?;
+    let not_before = revoke_subject_in(&tx, sub, revoke_until)?;
     tx.commit()?;
-    Ok(())
+    Ok(not_before)
+}
+
+/// [`revoke_subject`] inside the caller's transaction.
+///
+/// `iat` has a resolution of one second, so the entry refuses tokens issued before the next
+/// second, and tokens issued after it carry that second as their `iat` (the issuer reads it
+/// back). A second revocation within the same second must refuse those too: `not_before` is
+/// therefore always past the subject's previous one.
+pub(super) fn revoke_subject_in(
+    tx: &Transaction<'_>,
+    sub: &str,
+    revoke_until: i64,
+) -> Result<i64, StoreError> {
+    let latest: Option<i64> = tx.query_row(
+        "SELECT MAX(not_before) FROM revocations WHERE sub = ?1",
+        [sub],
+        |row| row.get(0),
+    )?;
+    let not_before = (unix_now() + 1).max(latest.map_or(0, |l| l.saturating_add(1)));
+    insert_revocation(tx, None, Some(sub), Some(not_before), revoke_until)?;
+    Ok(not_before)
 }
 
 /// Live entries after position `after` (all live entries for 0), oldest first, at most `limit`.

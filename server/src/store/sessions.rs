@@ -212,8 +212,47 @@ pub fn end_user_sessions(
     user_id: &str,
     revoke_until: i64,
 ) -> Result<(), StoreError> {
+    let tx = connection.transaction()?;
+    end_user_sessions_in(&tx, user_id, unix_now(), revoke_until)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Ends every session of `user_id` except `keep` (a password change keeps the session that
+/// made it): their refresh tokens die and their `sid`s are revoked until `revoke_until`.
+/// Answers how many sessions ended.
+pub fn end_other_sessions(
+    connection: &mut Connection,
+    user_id: &str,
+    keep: Option<&str>,
+    revoke_until: i64,
+) -> Result<usize, StoreError> {
     let now = unix_now();
     let tx = connection.transaction()?;
+    let ids: Vec<String> = {
+        let mut statement = tx.prepare_cached(
+            "SELECT id FROM sessions WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2",
+        )?;
+        statement
+            .query_map(params![user_id, now], |row| row.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut ended = 0;
+    for id in ids.iter().filter(|id| Some(id.as_str()) != keep) {
+        end_session_in(&tx, id, now, revoke_until)?;
+        ended += 1;
+    }
+    tx.commit()?;
+    Ok(ended)
+}
+
+/// [`end_user_sessions`] inside the caller's transaction.
+pub(super) fn end_user_sessions_in(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    now: i64,
+    revoke_until: i64,
+) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE refresh_tokens SET used_at = ?2 WHERE used_at IS NULL
            AND session_id IN (SELECT id FROM sessions WHERE user_id = ?1)",
@@ -223,8 +262,7 @@ pub fn end_user_sessions(
         "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at IS NULL",
         params![user_id, now],
     )?;
-    insert_revocation(&tx, None, Some(user_id), Some(now + 1), revoke_until)?;
-    tx.commit()?;
+    super::revocations::revoke_subject_in(tx, user_id, revoke_until)?;
     Ok(())
 }
 

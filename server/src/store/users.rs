@@ -149,3 +149,171 @@ pub fn set_password_hash(
     )?;
     Ok(changed == 1)
 }
+
+/// One page of users, oldest first, and how many users exist.
+pub fn list_users(
+    connection: &Connection,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<User>, i64), StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY rowid LIMIT ?1 OFFSET ?2"
+    ))?;
+    let users: Vec<User> = statement
+        .query_map(params![limit, offset], user_from_row)?
+        .collect::<Result<_, _>>()?;
+    let users = users
+        .into_iter()
+        .map(|u| with_groups(connection, u))
+        .collect::<Result<_, _>>()?;
+    Ok((users, count_users(connection)?))
+}
+
+/// Which fields of a user a change sets (`None`: left as it is).
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New e-mail address.
+    pub email: Option<String>,
+    /// New group ids (the whole set; each must exist).
+    pub groups: Option<Vec<String>>,
+}
+
+/// Applies `changes` to the user `id` in one transaction; answers the user before and after,
+/// or `None` when there is no such user. When the groups change, every session of the user
+/// ends and every token issued before now is revoked until `revoke_until`: a demoted user
+/// loses the old rights at once.
+pub fn update_user(
+    connection: &mut Connection,
+    id: &str,
+    changes: &UserChanges,
+    revoke_until: i64,
+) -> Result<Option<(User, User)>, StoreError> {
+    let tx = connection.transaction()?;
+    let Some(before) = find_user(&tx, id)? else {
+        return Ok(None);
+    };
+    let now = unix_now();
+    tx.execute(
+        "UPDATE users SET first_name = COALESCE(?2, first_name),
+            last_name = COALESCE(?3, last_name), email = COALESCE(?4, email), updated_at = ?5
+         WHERE id = ?1",
+        params![
+            id,
+            changes.first_name,
+            changes.last_name,
+            changes.email,
+            now
+        ],
+    )?;
+    if let Some(groups) = &changes.groups {
+        let mut wanted = groups.clone();
+        wanted.sort();
+        wanted.dedup();
+        if wanted != before.groups {
+            tx.execute("DELETE FROM user_groups WHERE user_id = ?1", [id])?;
+            for group in &wanted {
+                tx.execute(
+                    "INSERT INTO user_groups (user_id, group_id) VALUES (?1, ?2)",
+                    params![id, group],
+                )?;
+            }
+            super::sessions::end_user_sessions_in(&tx, id, now, revoke_until)?;
+        }
+    }
+    let after = find_user(&tx, id)?.ok_or_else(|| StoreError::Corrupted("user vanished".into()))?;
+    tx.commit()?;
+    Ok(Some((before, after)))
+}
+
+/// Deletes the user `id` (its sessions and refresh tokens go with it) and revokes every token
+/// it holds until `revoke_until`; answers the deleted user.
+pub fn delete_user(
+    connection: &mut Connection,
+    id: &str,
+    revoke_until: i64,
+) -> Result<Option<User>, StoreError> {
+    let tx = connection.transaction()?;
+    let Some(user) = find_user(&tx, id)? else {
+        return Ok(None);
+    };
+    super::sessions::end_user_sessions_in(&tx, id, unix_now(), revoke_until)?;
+    tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    tx.commit()?;
+    Ok(Some(user))
+}
+
+/// The ids among `groups` that are not groups of the store.
+pub fn unknown_groups(
+    connection: &Connection,
+    groups: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut statement = connection.prepare_cached("SELECT 1 FROM groups WHERE id = ?1")?;
+    let mut unknown = Vec::new();
+    for group in groups {
+        if !statement.exists([group])? {
+            unknown.push(group.clone());
+        }
+    }
+    Ok(unknown)
+}
+
+/// A group row: id, name, creation time.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    /// Its id (the policy's).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One page of groups by id, and how many there are.
+pub fn list_groups(
+    connection: &Connection,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<GroupRow>, i64), StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT id, name, created_at FROM groups ORDER BY id LIMIT ?1 OFFSET ?2")?;
+    let rows = statement
+        .query_map(params![limit, offset], group_from_row)?
+        .collect::<Result<_, _>>()?;
+    let total = connection.query_row("SELECT COUNT(*) FROM groups", [], |row| row.get(0))?;
+    Ok((rows, total))
+}
+
+/// The group `id`.
+pub fn find_group(connection: &Connection, id: &str) -> Result<Option<GroupRow>, StoreError> {
+    Ok(connection
+        .query_row(
+            "SELECT id, name, created_at FROM groups WHERE id = ?1",
+            [id],
+            group_from_row,
+        )
+        .optional()?)
+}
+
+fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created_at: row.get(2)?,
+    })
+}
+
+/// The usernames of the members of group `id`, sorted.
+pub fn group_members(connection: &Connection, id: &str) -> Result<Vec<String>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT u.username FROM user_groups g JOIN users u ON u.id = g.user_id
+         WHERE g.group_id = ?1 ORDER BY u.username_key",
+    )?;
+    let members = statement
+        .query_map([id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(members)
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lib_auth_server::admin::{UserRequest, new_application, new_user};
-use lib_auth_server::{Server, ServerConfig};
+use lib_auth_server::{Listeners, Server, ServerConfig};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -29,6 +29,8 @@ pub const USER_PASSWORD: &str = "user-password-for-tests";
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
+    /// The Identity API's `http://127.0.0.1:<port>`.
+    pub identity: String,
     /// The settings it runs with (the database lives in `dir`).
     pub config: ServerConfig,
     /// Its state, for calls that have no HTTP API yet (creating users and applications).
@@ -72,13 +74,24 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
+        let identity_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
         let base = format!("http://{address}");
+        let identity = format!(
+            "http://{}",
+            identity_listener.local_addr().expect("local address")
+        );
         if config.issuer.is_empty() {
             config.issuer = base.clone();
         }
         let (tx, rx) = oneshot::channel::<()>();
-        let server = Server::start_on(config.clone(), listener, async {
+        let listeners = Listeners {
+            auth: listener,
+            identity: Some(identity_listener),
+        };
+        let server = Server::start_on(config.clone(), listeners, async {
             let _ = rx.await;
         })
         .await
@@ -90,6 +103,7 @@ impl TestServer {
             .expect("http client");
         TestServer {
             base,
+            identity,
             config,
             state: server.state.clone(),
             http,
@@ -281,6 +295,96 @@ impl TestServer {
             request = request.basic_auth(id, Some(secret));
         }
         Answer::read(request.send().await.expect("request sent")).await
+    }
+
+    /// The Identity API's `identity` + `path`.
+    pub fn identity_url(&self, path: &str) -> String {
+        format!("{}{path}", self.identity)
+    }
+
+    /// A request to the Identity API: `method path` with a bearer token (none when `None`)
+    /// and a JSON body (none when `None`).
+    pub async fn identity_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, self.identity_url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Answer::read(request.send().await.expect("request sent")).await
+    }
+
+    /// Sends every `(method, path, token, body)` request to the Identity API at once, each from
+    /// its own task; answers in the order given.
+    pub async fn identity_parallel(
+        &self,
+        requests: impl Iterator<Item = (&'static str, String, String, Value)>,
+    ) -> Vec<Answer> {
+        let tasks: Vec<_> = requests
+            .map(|(method, path, token, body)| {
+                let request = self
+                    .http
+                    .request(
+                        reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                        self.identity_url(&path),
+                    )
+                    .bearer_auth(token)
+                    .json(&body);
+                tokio::spawn(async move { Answer::read(request.send().await.expect("sent")).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(task.await.expect("request task"));
+        }
+        answers
+    }
+
+    /// The admin's access token.
+    pub async fn admin_token(&self) -> String {
+        let login = self.login_admin().await;
+        login["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
+
+    /// The access token of a password login of `username` with [`USER_PASSWORD`].
+    pub async fn user_token(&self, username: &str) -> String {
+        let login = self.login(username, USER_PASSWORD).await;
+        login["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
+
+    /// Creates a user through the Identity API as `token`; answers the user's id.
+    pub async fn create_user_api(&self, token: &str, username: &str, groups: &[&str]) -> String {
+        let answer = self
+            .identity_call(
+                "POST",
+                "/v1/users",
+                Some(token),
+                Some(&json!({
+                    "firstName": "Test",
+                    "lastName": username,
+                    "username": username,
+                    "email": format!("{username}@example.test"),
+                    "password": USER_PASSWORD,
+                    "groups": groups,
+                })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.str("id").to_owned()
     }
 
     /// The JWKS URL.
