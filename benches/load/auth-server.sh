@@ -25,8 +25,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 export AUTH_DB_PATH="$work/auth.db" AUTH_PORT="$PORT" IDENTITY_PORT="$((PORT + 1))" AUTH_ADMIN_PASSWORD="load-run-admin-password" RUST_LOG=warn
 base="http://127.0.0.1:$PORT"
 app=$(target/release/lib-auth-server app create --name midaz --role midaz-editor-role)
-client_id=$(sed 's/.*"clientId":"\([^"]*\)".*/\1/' <<<"$app")
-client_secret=$(sed 's/.*"clientSecret":"\([^"]*\)".*/\1/' <<<"$app")
+client_id=$(sed -n 's/.*"clientId": *"\([^"]*\)".*/\1/p' <<<"$app")
+client_secret=$(sed -n 's/.*"clientSecret": *"\([^"]*\)".*/\1/p' <<<"$app")
 start_server() {
   target/release/lib-auth-server >>"$work/server.out" 2>&1 &
   server=$!

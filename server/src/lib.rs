@@ -14,6 +14,7 @@ pub mod error;
 pub mod identity;
 pub mod keyring;
 pub mod keys;
+pub mod operator;
 pub mod password;
 pub mod revocation_index;
 pub mod secret;

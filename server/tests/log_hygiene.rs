@@ -268,14 +268,8 @@ async fn create_app_with_cli(db: &std::path::Path) -> (String, String) {
         .await
         .expect("the CLI runs");
     assert!(output.status.success(), "{output:?}");
-    let created: Value = serde_json::from_slice(
-        output
-            .stdout
-            .split(|b| *b == b'\n')
-            .find(|line| line.starts_with(b"{"))
-            .expect("a JSON line"),
-    )
-    .expect("JSON");
+    // Logs go to stderr; stdout is the JSON answer alone.
+    let created: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     (
         created["clientId"].as_str().expect("clientId").to_owned(),
         created["clientSecret"]

@@ -19,6 +19,7 @@ use crate::state::AppState;
 use crate::store::applications::{
     Application, delete_application, find_application, list_applications,
 };
+use lib_auth::Policy;
 
 /// Application names that are products without being in the policy (Lerian's list).
 const EXTRA_PRODUCTS: &[&str] = &["reporter"];
@@ -88,7 +89,34 @@ pub async fn create(
     let description = body.required_string("description")?;
     let roles = body.strings("roles")?;
     let (policy, _) = state.policy();
-    let is_product = EXTRA_PRODUCTS.contains(&name.as_str())
+    let roles = checked_application(&policy, &name, &description, roles)?;
+    let created = new_application(state.store(), &name, &description, roles).await?;
+    let app = &created.application;
+    audit::record(
+        &state,
+        caller.event(
+            "application.created",
+            Some("application"),
+            Some(&app.id),
+            Some(&app.name),
+            json!({"clientId": app.client_id, "roles": app.roles}),
+        ),
+    )
+    .await?;
+    tracing::info!(actor = %caller.id, application = %app.id, client_id = %app.client_id, "application created");
+    Ok(with_secret(StatusCode::CREATED, created))
+}
+
+/// Checks a new application's name (a product) and description, and answers its roles: the
+/// given ones, each of the policy, or by default `<name>-editor-role` when the policy has it.
+/// Shared by the API and the CLI.
+pub fn checked_application(
+    policy: &Policy,
+    name: &str,
+    description: &str,
+    roles: Option<Vec<String>>,
+) -> Result<Vec<String>, IdentityError> {
+    let is_product = EXTRA_PRODUCTS.contains(&name)
         || policy
             .roles
             .iter()
@@ -127,21 +155,7 @@ pub async fn create(
     if !unknown.is_empty() {
         return Err(IdentityError::UnknownRoles(unknown.join(", ")));
     }
-    let created = new_application(state.store(), &name, &description, roles).await?;
-    let app = &created.application;
-    audit::record(
-        &state,
-        caller.event(
-            "application.created",
-            Some("application"),
-            Some(&app.id),
-            Some(&app.name),
-            json!({"clientId": app.client_id, "roles": app.roles}),
-        ),
-    )
-    .await?;
-    tracing::info!(actor = %caller.id, application = %app.id, client_id = %app.client_id, "application created");
-    Ok(with_secret(StatusCode::CREATED, created))
+    Ok(roles)
 }
 
 /// `GET /v1/applications`: a page of applications, without secrets.

@@ -502,8 +502,8 @@ pub fn check_email(email: &str) -> Result<(), IdentityError> {
     }
 }
 
-/// Names: `min` to 100 characters, no control characters.
-fn check_name(field: &'static str, value: &str, min: usize) -> Result<(), IdentityError> {
+/// Names: `min` to 100 characters, no control characters (IDE-0015 naming `field`).
+pub fn check_name(field: &'static str, value: &str, min: usize) -> Result<(), IdentityError> {
     let length = value.chars().count();
     if length < min || length > 100 {
         return Err(IdentityError::InvalidText(

@@ -1,0 +1,209 @@
+//! The operator's CLI (`lib-auth-server user …`, `app …`) on the database of a running server:
+//! what it creates works over HTTP at once, what it revokes is refused within the server's
+//! one-second revocation sync, and it prints secrets only where it creates them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Runs the CLI on the server's database; answers its stdout as JSON (panics on failure).
+fn cli(server: &TestServer, args: &[&str], stdin: Option<&str>) -> Value {
+    let (status, stdout, stderr) = cli_raw(server, args, stdin);
+    assert!(status, "{args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+}
+
+fn cli_raw(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lib-auth-server"))
+        .args(args)
+        .env_clear()
+        .env("AUTH_DB_PATH", &server.config.db_path)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the CLI starts");
+    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+        pipe.write_all(text.as_bytes()).expect("stdin");
+    }
+    let output = child.wait_with_output().expect("the CLI ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Waits until `/v1/authorize` refuses `token` (the server syncs revocations every second).
+async fn refused_soon(server: &TestServer, token: &str) {
+    let start = Instant::now();
+    while server.authorize(token).await.status != StatusCode::UNAUTHORIZED {
+        assert!(start.elapsed() < Duration::from_secs(5), "still accepted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_created_and_reset_by_the_cli_work_over_http() {
+    let server = TestServer::start().await;
+    let generated = cli(
+        &server,
+        &[
+            "user",
+            "create",
+            "--username",
+            "operator-made",
+            "--email",
+            "om@example.test",
+            "--group",
+            "midaz-editor-group",
+        ],
+        None,
+    );
+    let password = generated["password"]
+        .as_str()
+        .expect("a generated password");
+    assert_eq!(generated["groups"], json!(["midaz-editor-group"]));
+    let token = server.login("operator-made", password).await["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    server.assert_token_accepted(&token).await;
+
+    let chosen = cli(
+        &server,
+        &[
+            "user",
+            "create",
+            "--username",
+            "chooser",
+            "--email",
+            "c@example.test",
+            "--password-stdin",
+        ],
+        Some("a password from stdin\n"),
+    );
+    assert!(chosen.get("password").is_none(), "{chosen}");
+    server.login("chooser", "a password from stdin").await;
+
+    let reset = cli(&server, &["user", "reset-password", "operator-made"], None);
+    let new_password = reset["password"].as_str().expect("new password");
+    refused_soon(&server, &token).await;
+    server.login("operator-made", new_password).await;
+
+    let list = cli(&server, &["user", "list"], None);
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, ["admin", "operator-made", "chooser"]);
+    let text = list.to_string();
+    assert!(
+        !text.contains("argon2") && !text.contains(new_password),
+        "{text}"
+    );
+
+    for (args, expected) in [
+        (
+            vec!["user", "create", "--username", "x", "--email", "x@y.io"],
+            "invalid username",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--username",
+                "chooser",
+                "--email",
+                "x@y.io",
+            ],
+            "username taken",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "--username",
+                "newbie",
+                "--email",
+                "x@y.io",
+                "--group",
+                "gods",
+            ],
+            "unknown groups",
+        ),
+        (vec!["user", "reset-password", "nobody-at-all"], "no user"),
+    ] {
+        let (ok, _, stderr) = cli_raw(&server, &args, None);
+        assert!(!ok && stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    // The CLI's changes are in the audit log, with the CLI as the actor.
+    let admin = server.admin_token().await;
+    let events = server
+        .identity_call("GET", "/v1/audit-events?limit=100", Some(&admin), None)
+        .await;
+    let by_cli = events.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["actorName"] == "cli")
+        .count();
+    assert_eq!(by_cli, 3, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_managed_by_the_cli_work_over_http() {
+    let server = TestServer::start().await;
+    let created = cli(
+        &server,
+        &[
+            "app",
+            "create",
+            "--name",
+            "plugin-fees",
+            "--description",
+            "fees",
+        ],
+        None,
+    );
+    let (id, client_id) = (
+        created["id"].as_str().expect("id").to_owned(),
+        created["clientId"].as_str().expect("client id").to_owned(),
+    );
+    let secret = created["clientSecret"].as_str().expect("secret").to_owned();
+    assert_eq!(created["roles"], json!(["plugin-fees-editor-role"]));
+    let token = server.app_token(&client_id, &secret).await;
+
+    let list = cli(&server, &["app", "list"], None);
+    assert!(!list.to_string().contains(&secret), "{list}");
+    assert_eq!(list[0]["clientId"], client_id.as_str());
+    assert!(list[0].get("clientSecret").is_none());
+
+    let rotated = cli(&server, &["app", "rotate", &client_id], None);
+    let new_secret = rotated["clientSecret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
+    assert_ne!(new_secret, secret);
+    refused_soon(&server, &token).await;
+    server
+        .token(&json!({"grantType": "client_credentials", "clientId": client_id, "clientSecret": secret}))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "AUT-1004");
+    let second = server.app_token(&client_id, &new_secret).await;
+
+    cli(&server, &["app", "delete", &id], None);
+    refused_soon(&server, &second).await;
+    let (ok, _, stderr) = cli_raw(&server, &["app", "delete", &id], None);
+    assert!(!ok && stderr.contains("no application"), "{stderr}");
+    let (ok, _, stderr) = cli_raw(&server, &["app", "create", "--name", "not-a-product"], None);
+    assert!(!ok && stderr.contains("not a product"), "{stderr}");
+}
