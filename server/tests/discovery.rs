@@ -115,3 +115,13 @@ async fn unknown_paths_and_methods_are_answered_in_json() {
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(answer.body["code"].is_string(), "{answer:?}");
 }
+
+#[tokio::test]
+async fn a_disabled_password_grant_is_not_advertised() {
+    let server = TestServer::start_with(|c| c.password_grant_enabled = false).await;
+    let metadata = server.get("/.well-known/openid-configuration", None).await;
+    assert_eq!(
+        metadata.body["grant_types_supported"],
+        serde_json::json!(["client_credentials", "refresh_token"])
+    );
+}

@@ -157,3 +157,23 @@ async fn a_bad_cursor_is_aut_0003() {
             .assert_error(StatusCode::BAD_REQUEST, "AUT-0003");
     }
 }
+
+#[tokio::test]
+async fn a_weak_etag_matches_too() {
+    let (server, token) = with_app().await;
+    let etag = server
+        .get("/v1/policy", Some(&token))
+        .await
+        .header("etag")
+        .expect("ETag")
+        .to_owned();
+    let weak = server
+        .http
+        .get(server.url("/v1/policy"))
+        .bearer_auth(&token)
+        .header("If-None-Match", format!("W/{etag}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
+}

@@ -325,3 +325,31 @@ async fn a_generated_admin_password_is_printed_once_and_never_logged() {
     let text = output.lock().map(|t| t.clone()).unwrap_or_default();
     assert!(!text.contains("with the password"), "{text}");
 }
+
+#[tokio::test]
+async fn caller_given_names_cannot_forge_log_lines_or_fields() {
+    // Found by an attack run: a username with a line break wrote a line of its own.
+    let (logs, _guard) = capture_logs("info");
+    let server = common::TestServer::start().await;
+    let forged = "x\nFORGED INFO address=10.6.6.6\u{1b}[31m";
+    let quoted = "quote\" address=10.0.0.1";
+    for username in [forged, quoted] {
+        server
+            .token(&json!({"grantType": "password", "username": username, "password": "p"}))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "AUT-1002");
+        server
+            .token(&json!({"grantType": "client_credentials", "clientId": username, "clientSecret": "s"}))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "AUT-1004");
+    }
+    let text = logs.text();
+    assert!(text.contains("login failed"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
+    assert!(!text.contains('\u{1b}'), "a raw escape sequence: {text}");
+    // The quote is escaped, so the would-be field stays inside the username's value.
+    assert!(
+        text.contains(r#"username="quote\" address=10.0.0.1""#),
+        "a forged field: {text}"
+    );
+}

@@ -528,3 +528,43 @@ async fn an_oversized_form_is_answered_in_json() {
         .await;
     answer.assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
+
+#[tokio::test]
+async fn a_named_client_must_authenticate_and_match() {
+    // Found by an attack run: an unknown client_id, or a secret without a client, was ignored
+    // and the login went through the built-in public client.
+    let f = fixture().await;
+    let login = |client_id: &'static str| {
+        vec![
+            ("grant_type", "password"),
+            ("username", common::ADMIN),
+            ("password", common::ADMIN_PASSWORD),
+            ("client_id", client_id),
+        ]
+    };
+    f.server
+        .post_form("/oauth/token", &login("no-such-client"), None)
+        .await
+        .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    f.server
+        .post_form("/oauth/token", &login("other-client"), f.basic())
+        .await
+        .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let public = f
+        .server
+        .post_form("/oauth/token", &login("lib-auth"), None)
+        .await;
+    assert_eq!(public.status, StatusCode::OK, "{public:?}");
+    // The Lerian endpoint: a secret needs its client id; the public client needs no secret.
+    f.server
+        .token(&json!({"grantType": "password", "username": common::ADMIN,
+            "password": common::ADMIN_PASSWORD, "clientSecret": "garbage"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "AUT-0001");
+    let named = f
+        .server
+        .token(&json!({"grantType": "password", "username": common::ADMIN,
+            "password": common::ADMIN_PASSWORD, "clientId": "lib-auth"}))
+        .await;
+    assert_eq!(named.status, StatusCode::OK, "{named:?}");
+}

@@ -138,3 +138,41 @@ async fn a_success_resets_the_count_of_the_username() {
     fail_logins(&server, ADMIN, 4).await;
     server.login_admin().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guesses_sent_in_parallel_are_checked_no_more_than_the_limit() {
+    // Found by an attack run: 40 parallel guesses were all checked (and the right password,
+    // sent among them, got in) because failures were counted only after each check.
+    let server = TestServer::start().await;
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let password = if n == 30 {
+                ADMIN_PASSWORD.to_owned()
+            } else {
+                format!("guess {n}")
+            };
+            let request = server
+                .http
+                .post(server.url("/v1/login/oauth/access_token"))
+                .json(&json!({"grantType": "password", "username": ADMIN, "password": password}));
+            tokio::spawn(async move { request.send().await.expect("sent").status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task"));
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED || **s == StatusCode::OK)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        checked <= 5,
+        "{checked} of 40 guesses were checked: {statuses:?}"
+    );
+    assert_eq!(checked + throttled, 40, "{statuses:?}");
+}

@@ -123,3 +123,24 @@ async fn the_admin_may_do_everything_the_policy_grants_editors() {
         );
     }
 }
+
+#[tokio::test]
+async fn answers_about_a_token_holder_are_not_stored() {
+    let server = TestServer::start().await;
+    let token = server.admin_token().await;
+    for path in ["/v1/userinfo", "/v1/permissions"] {
+        let answer = server.get(path, Some(&token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{path}");
+    }
+    let (client_id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    let introspected = server
+        .post_form(
+            "/oauth/introspect",
+            &[("token", token.as_str())],
+            Some((&client_id, &secret)),
+        )
+        .await;
+    assert_eq!(introspected.body["active"], true, "{introspected:?}");
+    assert_eq!(introspected.header("cache-control"), Some("no-store"));
+}

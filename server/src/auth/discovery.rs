@@ -18,6 +18,11 @@ pub async fn health() -> &'static str {
 pub async fn metadata(State(state): State<AppState>) -> Response {
     let issuer = &state.config().issuer;
     let algorithm = state.keyring().active.algorithm().name();
+    let grant_types: &[&str] = if state.config().password_grant_enabled {
+        &["client_credentials", "password", "refresh_token"]
+    } else {
+        &["client_credentials", "refresh_token"]
+    };
     Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/token"),
@@ -26,7 +31,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "userinfo_endpoint": format!("{issuer}/v1/userinfo"),
         "end_session_endpoint": format!("{issuer}/v1/logout"),
-        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+        "grant_types_supported": grant_types,
         "response_types_supported": ["token"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -37,7 +37,11 @@ pub async fn policy(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|candidate| candidate.trim() == etag || candidate.trim() == "*");
+        // If-None-Match compares weakly (RFC 9110 §13.1.2): `W/"x"` matches `"x"`.
+        .map(|candidate| candidate.trim())
+        .any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        });
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

@@ -66,9 +66,7 @@ pub async fn authenticate_client(
     address: IpAddr,
 ) -> Result<Application, ApiError> {
     let keys = [format!("client:{client_id}"), format!("address:{address}")];
-    if let Some(remaining) = state.throttle().locked(&keys) {
-        return Err(ApiError::Throttled(remaining));
-    }
+    let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
     let id = client_id.to_owned();
     let app = state
         .store()
@@ -83,12 +81,12 @@ pub async fn authenticate_client(
     let matches = constant_time_eq(&presented, &expected);
     match app {
         Some(app) if matches => {
-            state.throttle().succeeded(&keys[..1]);
+            attempt.succeeded();
             Ok(app)
         }
         _ => {
-            state.throttle().failed(&keys);
-            tracing::info!(client_id = %truncate(client_id), %address, "client authentication failed");
+            attempt.failed();
+            tracing::info!(client_id = ?truncate(client_id), %address, "client authentication failed");
             Err(ApiError::InvalidClient)
         }
     }
@@ -129,23 +127,25 @@ async fn password_grant(
     };
     let scope =
         parse_scope(request.scope.as_deref())?.unwrap_or_else(|| DEFAULT_USER_SCOPE.to_owned());
-    // A client that names itself must prove it; a user may also log in directly.
+    // A client that names itself must prove it; a user may also log in directly, through the
+    // server's own public client (named or not). A secret without a client is refused, never
+    // ignored.
     let client_id = match (present(&request.client_id), present(&request.client_secret)) {
         (Some(id), Some(secret)) => {
             authenticate_client(state, id, secret, address)
                 .await?
                 .client_id
         }
+        (Some(id), None) if id == DIRECT_LOGIN_CLIENT => DIRECT_LOGIN_CLIENT.to_owned(),
         (Some(_), None) => return Err(ApiError::MissingFields("clientSecret".into())),
-        _ => DIRECT_LOGIN_CLIENT.to_owned(),
+        (None, Some(_)) => return Err(ApiError::MissingFields("clientId".into())),
+        (None, None) => DIRECT_LOGIN_CLIENT.to_owned(),
     };
     let keys = [
         format!("user:{}", username_key(username)),
         format!("address:{address}"),
     ];
-    if let Some(remaining) = state.throttle().locked(&keys) {
-        return Err(ApiError::Throttled(remaining));
-    }
+    let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
     let name = username.to_owned();
     let user = state
         .store()
@@ -161,12 +161,12 @@ async fn password_grant(
     let user = match user {
         Some(user) if valid => user,
         _ => {
-            state.throttle().failed(&keys);
-            tracing::info!(username = %truncate(username), %address, "login failed");
+            attempt.failed();
+            tracing::info!(username = ?truncate(username), %address, "login failed");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    state.throttle().succeeded(&keys[..1]);
+    attempt.succeeded();
     let refresh_token = new_refresh_token()?;
     let refresh_hash = sha256(&refresh_token);
     let ttl = i64::try_from(state.config().refresh_token_ttl.as_secs()).unwrap_or(86_400);
@@ -270,6 +270,8 @@ fn missing(fields: &[(&str, &Option<String>)]) -> String {
 }
 
 /// At most 64 characters of a caller-supplied name, for logs.
+/// A caller-given name for a log line: at most 64 characters, logged with `?` so that quotes,
+/// line breaks and escape sequences are escaped and cannot forge log lines or fields.
 fn truncate(value: &str) -> String {
     value.chars().take(64).collect()
 }

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
+use axum::middleware::map_response;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
@@ -28,13 +29,25 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/login/oauth/access_token", post(lerian::token))
         .route("/v1/login/oauth/refresh_token", post(lerian::refresh))
         .route("/v1/logout", post(session::logout))
-        .route("/v1/userinfo", get(session::userinfo))
-        .route("/v1/permissions", get(session::permissions))
-        .route("/v1/permissions/", get(session::permissions))
+        .route(
+            "/v1/userinfo",
+            get(session::userinfo).layer(map_response(no_store)),
+        )
+        .route(
+            "/v1/permissions",
+            get(session::permissions).layer(map_response(no_store)),
+        )
+        .route(
+            "/v1/permissions/",
+            get(session::permissions).layer(map_response(no_store)),
+        )
         .route("/v1/authorize", post(authorize::authorize))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/introspect", post(oauth::introspect))
+        .route(
+            "/oauth/introspect",
+            post(oauth::introspect).layer(map_response(no_store)),
+        )
         .route(
             "/.well-known/openid-configuration",
             get(discovery::metadata),
@@ -50,6 +63,16 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(discovery::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Marks an answer about a token's holder as not to be stored by any cache (RFC 7662 §4,
+/// OIDC Core §5.3.2 say as much for introspection and userinfo).
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// The caller's IP address, from the connection (not from forwarding headers, which a caller

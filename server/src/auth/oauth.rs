@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::ClientAddress;
 use crate::auth::grants::{GrantRequest, authenticate_client, grant};
+use crate::auth::issue::DIRECT_LOGIN_CLIENT;
 use crate::auth::issue::{TokenSet, revocation_horizon};
 use crate::error::OAuthError;
 use crate::secret::sha256;
@@ -102,6 +103,15 @@ fn client_credentials(
             // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
             let id = form_decode(id).ok_or(OAuthError::InvalidClient { basic: true })?;
             let secret = form_decode(secret).ok_or(OAuthError::InvalidClient { basic: true })?;
+            if form
+                .client_id
+                .as_deref()
+                .is_some_and(|named| !named.is_empty() && named != id)
+            {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id does not name the client of the Authorization header".into(),
+                ));
+            }
             Ok(Some((id, secret, true)))
         }
         (None, Some(secret)) => {
@@ -112,7 +122,12 @@ fn client_credentials(
                 .ok_or(OAuthError::InvalidClient { basic: false })?;
             Ok(Some((id, secret.to_owned(), false)))
         }
-        (None, None) => Ok(None),
+        // A public client may name itself; the only public client is the server's own.
+        (None, None) => match form.client_id.as_deref().filter(|id| !id.is_empty()) {
+            None => Ok(None),
+            Some(id) if id == DIRECT_LOGIN_CLIENT => Ok(None),
+            Some(_) => Err(OAuthError::InvalidClient { basic: false }),
+        },
     }
 }
 

@@ -291,16 +291,17 @@ pub async fn update_password(
         format!("user:{}", username_key(&user.username)),
         format!("address:{address}"),
     ];
-    if let Some(remaining) = state.throttle().locked(&keys) {
-        return Err(crate::error::ApiError::Throttled(remaining).into());
-    }
+    let attempt = state
+        .throttle()
+        .begin(&keys)
+        .map_err(crate::error::ApiError::Throttled)?;
     let matches = state
         .passwords()
         .verify(old_password, Some(user.password_hash.clone()))
         .await
         .map_err(IdentityError::internal)?;
     if !matches {
-        state.throttle().failed(&keys);
+        attempt.failed();
         audit::record(
             &state,
             caller.event(
@@ -314,7 +315,7 @@ pub async fn update_password(
         .await?;
         return Err(IdentityError::WrongPassword);
     }
-    state.throttle().succeeded(&keys[..1]);
+    attempt.succeeded();
     check_password(&new_password, &user.username, &user.email)?;
     let hash = state
         .passwords()
