@@ -43,6 +43,13 @@ kill -TERM "$server"; wait "$server" || true
 start_server
 sleep 2
 echo "RSS idle, restart over the same database: $(rss)"
+# The login flood logs in as 50 users in turn: 50 parallel logins of one username would be
+# throttled (checks still running count towards the username's limit of 5).
+USERS=50  # created while the server runs (the CLI shares its database)
+for n in $(seq 0 $((USERS - 1))); do
+  echo "load-run-user-password" | target/release/lib-auth-server user create --username "load-user-$n" \
+    --email "load-user-$n@example.test" --group midaz-viewer-group --password-stdin >/dev/null
+done
 
 login='{"grantType":"password","username":"admin","password":"load-run-admin-password"}'
 token=$(curl -sf -H 'Content-Type: application/json' -d "$login" "$base/v1/login/oauth/access_token" \
@@ -61,9 +68,13 @@ wrk.body = '{"grantType":"client_credentials","clientId":"$client_id","clientSec
 wrk.headers["Content-Type"] = "application/json"
 LUA
 cat >"$work/login.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$login'
-wrk.headers["Content-Type"] = "application/json"
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"grantType":"password","username":"load-user-' .. (counter % $USERS) ..
+    '","password":"load-run-user-password"}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
 LUA
 
 run() { # $1 = label, rest = wrk arguments; prints "label req/s p99"
@@ -93,6 +104,7 @@ run authorize-under-logins -t1 -c8 -d"$(( ${DURATION%s} - 2 ))s" -s "$work/autho
   | awk '{print "  authorize req/s " $2 ", p99 " $3}'
 wait "$logins"
 awk '/Requests\/sec/ {print "  logins/s " $2}' "$work/logins.out"
+if grep -q 'Non-2xx' "$work/logins.out"; then echo "  logins: $(grep 'Non-2xx' "$work/logins.out")"; fi
 echo "RSS right after the load: $(rss), peak (VmHWM) $(peak)"
 sleep 15
 echo "RSS 15 s after the load: $(rss)"

@@ -95,6 +95,13 @@ impl Throttle {
         }
     }
 
+    /// Whether a check of `keys` would be refused now (see [`begin`](Throttle::begin)),
+    /// without reserving one: lets a caller refuse early, before work that comes ahead of the
+    /// check itself.
+    pub fn check(&self, keys: &[String]) -> Result<(), Duration> {
+        self.begin(keys).map(drop)
+    }
+
     /// Reserves a check for `keys`; refused with the time to wait when a key is locked, or
     /// when its failures plus the checks already running for it reach its limit.
     pub fn begin(&self, keys: &[String]) -> Result<Attempt<'_>, Duration> {

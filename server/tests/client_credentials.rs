@@ -103,3 +103,24 @@ async fn a_missing_client_id_or_secret_is_aut_0001() {
         .await
         .assert_error(StatusCode::BAD_REQUEST, "AUT-0001");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_token_requests_of_one_client_all_succeed() {
+    // The throttle counts checks in flight; a client secret's check has no await in it, so a
+    // busy client's parallel requests are never refused as if they were guesses.
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    let tasks: Vec<_> =
+        (0..64)
+            .map(|_| {
+                let request = server.http.post(server.url("/v1/login/oauth/access_token")).json(
+                &serde_json::json!({"grantType": "client_credentials", "clientId": client_id,
+                    "clientSecret": secret}),
+            );
+                tokio::spawn(async move { request.send().await.expect("sent").status() })
+            })
+            .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task"), reqwest::StatusCode::OK);
+    }
+}

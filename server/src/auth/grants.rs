@@ -66,13 +66,17 @@ pub async fn authenticate_client(
     address: IpAddr,
 ) -> Result<Application, ApiError> {
     let keys = [format!("client:{client_id}"), format!("address:{address}")];
-    let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
+    state.throttle().check(&keys).map_err(ApiError::Throttled)?;
     let id = client_id.to_owned();
     let app = state
         .store()
         .run(move |c| find_application_by_client_id(c, &id))
         .await
         .map_err(ApiError::internal)?;
+    // Reserved only now, around a comparison with no await in it: a client's own concurrent
+    // token requests never find each other in flight, and guesses are still counted one by
+    // one.
+    let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
     let presented = sha256(client_secret);
     // Compare even for an unknown client, so both cases take the same path.
     let expected = app
