@@ -274,5 +274,9 @@ pub fn capture_logs(filter: &str) -> (CapturedLogs, tracing::subscriber::Default
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite first reached on another test's thread while this subscriber was being set
+    // can keep the interest it had before (none): recompute them all with it in place.
+    tracing::callsite::rebuild_interest_cache();
+    (logs, guard)
 }
