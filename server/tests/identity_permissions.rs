@@ -288,3 +288,136 @@ async fn bad_tokens_are_401_on_every_route() {
 fn uuid_like(n: u8) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
+
+#[tokio::test]
+async fn nobody_grants_or_manages_rights_it_does_not_hold() {
+    // Found by an attack run: a plugin-identity contributor put itself in admin-group, reset an
+    // admin's password and took an application's secret.
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let co_id = server
+        .create_user_api(
+            &admin,
+            "contributor",
+            &["plugin-identity-contributor-group"],
+        )
+        .await;
+    let other_admin = server
+        .create_user_api(&admin, "admin2", &["admin-group"])
+        .await;
+    server
+        .create_user_api(&admin, "editor", &["plugin-identity-editor-group"])
+        .await;
+    let app = server
+        .identity_call(
+            "POST",
+            "/v1/applications",
+            Some(&admin),
+            Some(&json!({"name": "midaz", "description": "ledger"})),
+        )
+        .await;
+    let app_id = app.str("id").to_owned();
+    let co = server.user_token("contributor").await;
+    let new_user = |username: &str, group: &str| {
+        json!({"firstName": "N", "lastName": "U", "username": username,
+            "email": format!("{username}@example.test"), "password": common::USER_PASSWORD,
+            "groups": [group]})
+    };
+    let refused: Vec<(&str, String, Option<serde_json::Value>)> = vec![
+        (
+            "PATCH",
+            format!("/v1/users/{co_id}"),
+            Some(json!({"groups": ["admin-group"]})),
+        ),
+        (
+            "POST",
+            "/v1/users".into(),
+            Some(new_user("minion", "admin-group")),
+        ),
+        (
+            "POST",
+            "/v1/users".into(),
+            Some(new_user("ledgerer", "midaz-viewer-group")),
+        ),
+        (
+            "PATCH",
+            format!("/v1/users/{other_admin}/reset-password"),
+            Some(json!({"newPassword": "taken over by co"})),
+        ),
+        ("POST", format!("/v1/users/{other_admin}/logout"), None),
+        (
+            "PATCH",
+            format!("/v1/users/{other_admin}"),
+            Some(json!({"groups": []})),
+        ),
+        (
+            "PATCH",
+            format!("/v1/users/{other_admin}"),
+            Some(json!({"email": "mine@example.test"})),
+        ),
+        (
+            "POST",
+            "/v1/applications".into(),
+            Some(json!({"name": "midaz", "description": "x", "roles": ["midaz-editor-role"]})),
+        ),
+        // The default role of a plugin-identity application is the editor's, delete included.
+        (
+            "POST",
+            "/v1/applications".into(),
+            Some(json!({"name": "plugin-identity", "description": "x"})),
+        ),
+        (
+            "POST",
+            format!("/v1/applications/{app_id}/rotate-secret"),
+            None,
+        ),
+    ];
+    for (method, path, body) in &refused {
+        server
+            .identity_call(method, path, Some(&co), body.as_ref())
+            .await
+            .assert_error(StatusCode::FORBIDDEN, "IDE-0019");
+    }
+    // Nothing changed: the other admin still logs in and the contributor is still one.
+    server.login("admin2", common::USER_PASSWORD).await;
+    let again = server.user_token("contributor").await;
+    let delete = json!({"resource": "users", "action": "delete", "product": "plugin-identity"});
+    let decision = server
+        .authorize_with(Some(&format!("Bearer {again}")), &delete)
+        .await;
+    assert_eq!(decision.body["authorized"], false, "{decision:?}");
+    let events = server
+        .identity_call(
+            "GET",
+            &format!("/v1/audit-events?actor={co_id}&limit=100"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        events.body["total"],
+        refused.len(),
+        "each refusal is audited: {events:?}"
+    );
+
+    // Within its own rights an identity editor works as before.
+    let ed = server.user_token("editor").await;
+    let made = server
+        .identity_call(
+            "POST",
+            "/v1/users",
+            Some(&ed),
+            Some(&new_user("helper", "plugin-identity-viewer-group")),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let app = server
+        .identity_call(
+            "POST",
+            "/v1/applications",
+            Some(&ed),
+            Some(&json!({"name": "plugin-identity", "description": "sync", "roles": ["plugin-identity-viewer-role"]})),
+        )
+        .await;
+    assert_eq!(app.status, StatusCode::CREATED, "{app:?}");
+}

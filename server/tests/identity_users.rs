@@ -666,3 +666,67 @@ async fn parallel_updates_of_one_user_lose_no_change() {
     // One event for the creation, one for each update.
     assert_eq!(events.body["total"], 21, "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_racing_a_demotion_leave_no_token_with_the_old_rights() {
+    // Found by an attack run: a login whose password check was running during the demotion
+    // started a session from the groups it had read before, and that session survived.
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let id = server
+        .create_user_api(&admin, "racer", &["midaz-editor-group"])
+        .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let logins: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, stop) = (
+                server.http.clone(),
+                server.url("/v1/login/oauth/access_token"),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let answer = http
+                        .post(&url)
+                        .json(&json!({"grantType": "password", "username": "racer", "password": USER_PASSWORD}))
+                        .send()
+                        .await
+                        .expect("sent");
+                    if answer.status() == StatusCode::OK {
+                        let body: Value = answer.json().await.expect("json");
+                        tokens.push(body["accessToken"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                tokens
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let demoted = server
+        .identity_call(
+            "PATCH",
+            &format!("/v1/users/{id}"),
+            Some(&admin),
+            Some(&json!({"groups": ["midaz-viewer-group"]})),
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delete = json!({"resource": "ledgers", "action": "delete", "product": "midaz"});
+    let mut checked = 0;
+    for login in logins {
+        for token in login.await.expect("task") {
+            let answer = server
+                .authorize_with(Some(&format!("Bearer {token}")), &delete)
+                .await;
+            assert!(
+                answer.status == StatusCode::UNAUTHORIZED || answer.body["authorized"] == false,
+                "a token kept the editor's rights after the demotion: {answer:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 4, "the logins ran: {checked}");
+}

@@ -174,12 +174,24 @@ async fn password_grant(
     let refresh_token = new_refresh_token()?;
     let refresh_hash = sha256(&refresh_token);
     let ttl = i64::try_from(state.config().refresh_token_ttl.as_secs()).unwrap_or(86_400);
-    let user_id = user.id.clone();
-    let session = state
+    let (user_id, verified_hash) = (user.id.clone(), user.password_hash.clone());
+    // The session starts from the user as it is now, in one step with reading it: a deletion,
+    // a password reset or new groups that landed while the password was being checked win
+    // (the reset ended the sessions it saw; this one would not have been among them).
+    let started = state
         .store()
-        .run(move |c| create_session(c, &user_id, &client_id, &scope, &refresh_hash, ttl))
+        .run(move |c| match find_user(c, &user_id)? {
+            Some(fresh) if fresh.password_hash == verified_hash => {
+                let session = create_session(c, &user_id, &client_id, &scope, &refresh_hash, ttl)?;
+                Ok(Some((fresh, session)))
+            }
+            _ => Ok(None),
+        })
         .await
         .map_err(ApiError::internal)?;
+    let Some((user, session)) = started else {
+        return Err(ApiError::InvalidCredentials);
+    };
     tracing::info!(user_id = %user.id, sid = %session.id, "user logged in");
     user_tokens(state, &user, &session, refresh_token)
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::body::Body;
+use super::rights::holds;
 use super::{Caller, IdentityError, Page, Paging, audit, query_map, rfc3339, uuid_path};
 use crate::admin::{CreatedApplication, new_application, rotate_secret as new_secret};
 use crate::auth::issue::revocation_horizon;
@@ -90,6 +91,17 @@ pub async fn create(
     let roles = body.strings("roles")?;
     let (policy, _) = state.policy();
     let roles = checked_application(&policy, &name, &description, roles)?;
+    if !holds(&state, &caller.principal, &roles) {
+        return Err(caller
+            .refuse_escalation(
+                &state,
+                "application",
+                "",
+                &name,
+                "create an application with roles the caller does not hold",
+            )
+            .await);
+    }
     let created = new_application(state.store(), &name, &description, roles).await?;
     let app = &created.application;
     audit::record(
@@ -193,6 +205,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, IdentityError> {
     uuid_path(&id, "application")?;
+    manageable_application(&state, &caller, &id, "delete an application").await?;
     let horizon = revocation_horizon(&state);
     let app = state
         .store()
@@ -223,6 +236,8 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
 ) -> Result<Response, IdentityError> {
     uuid_path(&id, "application")?;
+    // The new secret is the application's rights: only a caller holding them gets it.
+    manageable_application(&state, &caller, &id, "rotate an application's secret").await?;
     let horizon = revocation_horizon(&state);
     let created = new_secret(state.store(), &id, horizon)
         .await?
@@ -242,6 +257,28 @@ pub async fn rotate_secret(
     .await?;
     tracing::info!(actor = %caller.id, application = %app.id, "application secret rotated");
     Ok(with_secret(StatusCode::OK, created))
+}
+
+/// The application `id`, if the caller holds every one of its roles (else IDE-0019, recorded).
+async fn manageable_application(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    what: &str,
+) -> Result<Application, IdentityError> {
+    let lookup = id.to_owned();
+    let app = state
+        .store()
+        .run(move |c| find_application(c, &lookup))
+        .await?
+        .ok_or(IdentityError::ApplicationNotFound)?;
+    if holds(state, &caller.principal, &app.roles) {
+        Ok(app)
+    } else {
+        Err(caller
+            .refuse_escalation(state, "application", &app.id, &app.name, what)
+            .await)
+    }
 }
 
 async fn sync_revocations(state: &AppState) -> Result<(), IdentityError> {

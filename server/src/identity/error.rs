@@ -22,6 +22,7 @@
 //! | IDE-0016 | 400 | a bad audit filter (`from`, `to` not RFC 3339, or an empty value) |
 //! | IDE-0017 | 409 | a user cannot delete themselves |
 //! | IDE-0018 | 413 | the body is larger than the limit |
+//! | IDE-0019 | 403 | the caller would grant, or act on, rights it does not hold itself |
 //! | IDE-0020 | 400 | a password breaks the password rules |
 //! | IDE-1001 | 404 | no such application |
 //! | IDE-1003 | 404 | no such user |
@@ -93,6 +94,9 @@ pub enum IdentityError {
     /// IDE-0018.
     #[error("body too large")]
     BodyTooLarge,
+    /// IDE-0019.
+    #[error("insufficient rights")]
+    InsufficientRights,
     /// IDE-0020: the rule broken.
     #[error("invalid password: {0}")]
     InvalidPassword(&'static str),
@@ -235,6 +239,12 @@ impl IdentityError {
                 "IDE-0018",
                 "Request Body Too Large",
                 "The request body is larger than this endpoint takes.".into(),
+            ),
+            E::InsufficientRights => (
+                StatusCode::FORBIDDEN,
+                "IDE-0019",
+                "Insufficient Rights",
+                "The caller may grant, and manage, only rights it holds itself.".into(),
             ),
             E::InvalidPassword(rule) => (
                 BAD,

@@ -12,6 +12,7 @@ pub mod audit;
 mod body;
 pub mod error;
 pub mod groups;
+pub mod rights;
 pub mod users;
 
 use std::collections::HashMap;
@@ -146,7 +147,8 @@ async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> 
             None,
             json!({
                 "method": request.method().as_str(),
-                "path": request.uri().path(),
+                // Bounded: a refused caller must not be able to grow the log at will.
+                "path": request.uri().path().chars().take(200).collect::<String>(),
             }),
         );
         tracing::info!(actor = %caller.id, resource = guard.resource, method = %request.method(), "identity access denied");
@@ -170,6 +172,8 @@ pub struct Caller {
     pub kind: PrincipalKind,
     /// Its session (`sid`), if any.
     pub session_id: Option<String>,
+    /// The verified token's principal (roles, groups), for the no-escalation checks.
+    pub principal: Principal,
 }
 
 impl Caller {
@@ -179,6 +183,31 @@ impl Caller {
             name: principal.name().map(str::to_owned),
             kind: principal.kind(),
             session_id: principal.session_id().map(str::to_owned),
+            principal,
+        }
+    }
+
+    /// Refuses, and records in the audit log, an act on or a grant of rights the caller does
+    /// not hold (IDE-0019).
+    pub async fn refuse_escalation(
+        &self,
+        state: &AppState,
+        target_type: &str,
+        target_id: &str,
+        target_name: &str,
+        what: &str,
+    ) -> IdentityError {
+        let event = self.event(
+            "access.denied",
+            Some(target_type),
+            Some(target_id),
+            Some(target_name),
+            json!({"reason": "the caller does not hold the rights concerned", "attempt": what}),
+        );
+        tracing::info!(actor = %self.id, target = %target_id, attempt = what, "identity escalation refused");
+        match audit::record(state, event).await {
+            Ok(()) => IdentityError::InsufficientRights,
+            Err(error) => error,
         }
     }
 

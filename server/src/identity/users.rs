@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::body::Body;
+use super::rights::holds_groups;
 use super::{Caller, IdentityError, Page, Paging, audit, query_map, rfc3339, uuid_path};
 use crate::admin::{UserRequest, new_user};
 use crate::auth::ClientAddress;
@@ -89,6 +90,17 @@ pub async fn create(
     check_name("lastName", &last_name, 0)?;
     check_password(&password, &username, &email)?;
     let groups = known_groups(&state, groups).await?;
+    if !holds_groups(&state, &caller.principal, &groups) {
+        return Err(caller
+            .refuse_escalation(
+                &state,
+                "user",
+                "",
+                &username,
+                "create a user in groups the caller's rights do not cover",
+            )
+            .await);
+    }
     // A taken username is answered before the password is hashed; the unique index still
     // decides races between two creates of the same name.
     let name = username.clone();
@@ -191,17 +203,48 @@ pub async fn update(
         },
         ..changes
     };
+    let current = manageable_user(&state, &caller, id.clone(), "change a user").await?;
+    if let Some(groups) = &changes.groups
+        && !holds_groups(&state, &caller.principal, groups)
+    {
+        return Err(caller
+            .refuse_escalation(
+                &state,
+                "user",
+                &current.id,
+                &current.username,
+                "put a user in groups the caller's rights do not cover",
+            )
+            .await);
+    }
     let horizon = revocation_horizon(&state);
     let target = id.clone();
+    // The audit event is written in the same store step as the change, so that concurrent
+    // changes are logged in the order they happened, each with what it really replaced.
+    let actor = caller.clone();
     let (before, after) = state
         .store()
-        .run(move |c| update_user(c, &target, &changes, horizon))
+        .run(move |c| {
+            let changed = update_user(c, &target, &changes, horizon)?;
+            if let Some((before, after)) = &changed {
+                crate::store::audit::record(c, &update_event(&actor, before, after))?;
+            }
+            Ok(changed)
+        })
         .await?
         .ok_or(IdentityError::UserNotFound)?;
-    let groups_changed = before.groups != after.groups;
-    if groups_changed {
+    if before.groups != after.groups {
         sync_revocations(&state).await?;
     }
+    Ok(Json(UserView::from(after)))
+}
+
+/// The audit event of a user change: which fields changed, and the groups before and after.
+fn update_event(
+    caller: &Caller,
+    before: &User,
+    after: &User,
+) -> crate::store::audit::NewAuditEvent {
     let mut changed = Vec::new();
     if before.first_name != after.first_name {
         changed.push("firstName");
@@ -212,27 +255,23 @@ pub async fn update(
     if before.email != after.email {
         changed.push("email");
     }
-    let mut detail = json!({ "changed": changed });
-    if groups_changed {
+    let detail = if before.groups == after.groups {
+        json!({ "changed": changed })
+    } else {
         changed.push("groups");
-        detail = json!({
+        json!({
             "changed": changed,
             "groups": {"from": before.groups, "to": after.groups},
             "sessionsEnded": true,
-        });
-    }
-    audit::record(
-        &state,
-        caller.event(
-            "user.updated",
-            Some("user"),
-            Some(&after.id),
-            Some(&after.username),
-            detail,
-        ),
+        })
+    };
+    caller.event(
+        "user.updated",
+        Some("user"),
+        Some(&after.id),
+        Some(&after.username),
+        detail,
     )
-    .await?;
-    Ok(Json(UserView::from(after)))
 }
 
 /// `DELETE /v1/users/{id}`: 204; the user's tokens die with it. Nobody deletes themselves
@@ -246,6 +285,7 @@ pub async fn delete(
     if id == caller.id {
         return Err(IdentityError::SelfDeletion);
     }
+    manageable_user(&state, &caller, id.clone(), "delete a user").await?;
     let horizon = revocation_horizon(&state);
     let target = id.clone();
     let user = state
@@ -358,7 +398,7 @@ pub async fn reset_password(
     uuid_path(&id, "user")?;
     let body = Body::read(&headers, body, &["newPassword"], &[])?;
     let new_password = body.required_string("newPassword")?;
-    let user = existing_user(&state, id).await?;
+    let user = manageable_user(&state, &caller, id, "reset a password").await?;
     check_password(&new_password, &user.username, &user.email)?;
     let hash = state
         .passwords()
@@ -396,7 +436,7 @@ pub async fn force_logout(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, IdentityError> {
-    let user = existing_user(&state, id).await?;
+    let user = manageable_user(&state, &caller, id, "log a user out").await?;
     let horizon = revocation_horizon(&state);
     let target = user.id.clone();
     state
@@ -416,6 +456,24 @@ pub async fn force_logout(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The user `id`, if the caller holds every right of the user's groups (else IDE-0019,
+/// recorded): nobody manages an account stronger than their own.
+async fn manageable_user(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    what: &str,
+) -> Result<User, IdentityError> {
+    let user = existing_user(state, id).await?;
+    if holds_groups(state, &caller.principal, &user.groups) {
+        Ok(user)
+    } else {
+        Err(caller
+            .refuse_escalation(state, "user", &user.id, &user.username, what)
+            .await)
+    }
 }
 
 async fn existing_user(state: &AppState, id: String) -> Result<User, IdentityError> {

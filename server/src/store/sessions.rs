@@ -253,6 +253,20 @@ pub(super) fn end_user_sessions_in(
     now: i64,
     revoke_until: i64,
 ) -> Result<(), StoreError> {
+    // Each live session's `sid` is revoked as well as the subject: a token of a session that
+    // started just before this (in the same second, while its login was finishing) carries an
+    // `iat` the subject revocation may not reach, but always its `sid`.
+    let live: Vec<String> = {
+        let mut statement = tx.prepare_cached(
+            "SELECT id FROM sessions WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2",
+        )?;
+        statement
+            .query_map(params![user_id, now], |row| row.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for sid in &live {
+        insert_revocation(tx, Some(sid), None, None, revoke_until)?;
+    }
     tx.execute(
         "UPDATE refresh_tokens SET used_at = ?2 WHERE used_at IS NULL
            AND session_id IN (SELECT id FROM sessions WHERE user_id = ?1)",
