@@ -187,13 +187,24 @@ pub async fn update(
         email: body.string("email")?,
         groups: body.strings("groups")?,
     };
-    if let Some(first_name) = &changes.first_name {
+    let current = manageable_user(&state, &caller, id.clone(), "change a user").await?;
+    // Only values that change are checked: a client that sends back the user it read (the
+    // bootstrap admin's `admin@localhost`, say) is not refused for what it did not change.
+    if let Some(first_name) = changes
+        .first_name
+        .as_ref()
+        .filter(|v| **v != current.first_name)
+    {
         check_name("firstName", first_name, 1)?;
     }
-    if let Some(last_name) = &changes.last_name {
+    if let Some(last_name) = changes
+        .last_name
+        .as_ref()
+        .filter(|v| **v != current.last_name)
+    {
         check_name("lastName", last_name, 0)?;
     }
-    if let Some(email) = &changes.email {
+    if let Some(email) = changes.email.as_ref().filter(|v| **v != current.email) {
         check_email(email)?;
     }
     let changes = UserChanges {
@@ -203,7 +214,6 @@ pub async fn update(
         },
         ..changes
     };
-    let current = manageable_user(&state, &caller, id.clone(), "change a user").await?;
     if let Some(groups) = &changes.groups
         && !holds_groups(&state, &caller.principal, groups)
     {
@@ -283,6 +293,14 @@ pub async fn delete(
 ) -> Result<Response, IdentityError> {
     uuid_path(&id, "user")?;
     if id == caller.id {
+        let event = caller.event(
+            "access.denied",
+            Some("user"),
+            Some(&id),
+            None,
+            json!({"reason": "a deletion of the caller's own user", "code": "IDE-0017"}),
+        );
+        audit::record(&state, event).await?;
         return Err(IdentityError::SelfDeletion);
     }
     manageable_user(&state, &caller, id.clone(), "delete a user").await?;
@@ -321,6 +339,14 @@ pub async fn update_password(
 ) -> Result<Response, IdentityError> {
     uuid_path(&id, "user")?;
     if id != caller.id {
+        let event = caller.event(
+            "access.denied",
+            Some("user"),
+            Some(&id),
+            None,
+            json!({"reason": "a password change of another user", "code": "IDE-0013"}),
+        );
+        audit::record(&state, event).await?;
         return Err(IdentityError::NotYourself);
     }
     let body = Body::read(&headers, body, &["oldPassword", "newPassword"], &[])?;
@@ -574,21 +600,42 @@ pub fn check_name(field: &'static str, value: &str, min: usize) -> Result<(), Id
             },
         ));
     }
-    if value.chars().any(char::is_control) {
+    if value
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(IdentityError::InvalidText(
             field,
-            "must not contain control characters",
+            "must not contain control, direction or invisible format characters",
         ));
     }
     Ok(())
 }
 
-/// Passwords: 12 to 256 characters, not the username or the e-mail address (in any case).
+/// Characters that reorder or hide text (bidirectional overrides and isolates, zero-width
+/// characters, the byte order mark): in a name they can make one user look like another.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Passwords: 12 to 256 characters, not the username or the e-mail address (in any case),
+/// no control characters, not only white space.
 pub fn check_password(password: &str, username: &str, email: &str) -> Result<(), IdentityError> {
     let length = password.chars().count();
     if !(12..=256).contains(&length) {
         return Err(IdentityError::InvalidPassword(
             "must have 12 to 256 characters",
+        ));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(IdentityError::InvalidPassword(
+            "must not contain control characters",
+        ));
+    }
+    if password.chars().all(char::is_whitespace) {
+        return Err(IdentityError::InvalidPassword(
+            "must not be only white space",
         ));
     }
     let lowered = password.to_lowercase();
@@ -649,5 +696,16 @@ mod tests {
         assert!(check_password(&"p".repeat(257), "bob", "b@x.io").is_err());
         assert!(check_password("Robert.Smith", "robert.smith", "b@x.io").is_err());
         assert!(check_password("BOB@EXAMPLE.IO", "bob", "bob@example.io").is_err());
+        assert!(check_password(&"\0".repeat(12), "bob", "b@x.io").is_err());
+        assert!(check_password(&" ".repeat(12), "bob", "b@x.io").is_err());
+        assert!(check_password("spaces inside are fine", "bob", "b@x.io").is_ok());
+    }
+
+    #[test]
+    fn names_refuse_direction_and_invisible_characters() {
+        assert!(check_name("firstName", "Zoë O'Brien-Łukasz", 1).is_ok());
+        for bad in ["a\u{202E}b", "a\u{200B}b", "\u{FEFF}x", "a\u{2066}b"] {
+            assert!(check_name("firstName", bad, 1).is_err(), "{bad:?}");
+        }
     }
 }
