@@ -173,6 +173,7 @@ async fn the_audit_log_records_each_change_newest_first_and_filters() {
         "to=2026-13-01T00:00:00Z",
         "actor=",
         "target=",
+        "actor=a&actor=b",
     ] {
         server
             .identity_call(

@@ -263,6 +263,12 @@ async fn bad_user_bodies_get_their_codes() {
     raw("application/json", b"{not json".to_vec())
         .await
         .assert_error(StatusCode::BAD_REQUEST, "IDE-0003");
+    // A repeated key: the last would win, where a proxy may have checked the first.
+    let repeated = br#"{"firstName":"F","lastName":"L","username":"dup","email":"dup@example.test",
+        "password":"a long enough password","groups":[],"groups":["admin-group"]}"#;
+    raw("application/json", repeated.to_vec())
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "IDE-0003");
     raw(
         "text/plain",
         serde_json::to_vec(&new_user("plain")).expect("json"),
@@ -305,6 +311,14 @@ async fn bad_ids_paging_and_immutable_fields_get_their_codes() {
         )
         .await
         .assert_error(StatusCode::BAD_REQUEST, "IDE-0004");
+    server
+        .identity_call("GET", "/v1/nothing-here", Some(&admin), None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "IDE-0404");
+    server
+        .identity_call("PUT", "/v1/users", Some(&admin), None)
+        .await
+        .assert_error(StatusCode::METHOD_NOT_ALLOWED, "IDE-0405");
     for query in [
         "page=0",
         "page=-1",

@@ -34,7 +34,10 @@ pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page<EventView>>, IdentityError> {
-    let query = query_map(query.as_deref())?;
+    let query = query_map(query.as_deref()).map_err(|e| match e {
+        IdentityError::InvalidPaging(why) => IdentityError::InvalidFilter(why),
+        other => other,
+    })?;
     let paging = Paging::from_query(&query)?;
     let text = |name: &str| -> Result<Option<String>, IdentityError> {
         match query.get(name) {

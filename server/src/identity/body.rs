@@ -45,7 +45,14 @@ impl Body {
             ));
         }
         let fields = match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(fields)) => fields,
+            Ok(Value::Object(_)) => match serde_json::from_slice::<UniqueKeys>(&body) {
+                Ok(UniqueKeys(fields)) => fields,
+                Err(_) => {
+                    return Err(IdentityError::InvalidBody(
+                        "a field appears more than once".into(),
+                    ));
+                }
+            },
             Ok(_) => {
                 return Err(IdentityError::InvalidBody(
                     "it must be a JSON object".into(),
@@ -108,6 +115,37 @@ impl Body {
                 .map(Some),
             Some(_) => Err(wrong_type(name, "a list of strings")),
         }
+    }
+}
+
+/// A JSON object whose keys are all different. A repeated key would otherwise keep its last
+/// value, while a proxy or a firewall in front may have checked the first one.
+struct UniqueKeys(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object without repeated keys")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut fields = Map::new();
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    if fields.insert(key, value).is_some() {
+                        return Err(serde::de::Error::custom("repeated key"));
+                    }
+                }
+                Ok(UniqueKeys(fields))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 

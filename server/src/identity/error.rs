@@ -28,6 +28,8 @@
 //! | IDE-1003 | 404 | no such user |
 //! | IDE-1006 | 404 | no such group |
 //! | IDE-1007 | 404 | no such role |
+//! | IDE-0404 | 404 | no such route |
+//! | IDE-0405 | 405 | the route does not take this method |
 //! | IDE-0500 | 500 | an internal failure (logged, never detailed) |
 
 use axum::http::StatusCode;
@@ -112,6 +114,12 @@ pub enum IdentityError {
     /// IDE-1007.
     #[error("role not found")]
     RoleNotFound,
+    /// IDE-0404.
+    #[error("no such route")]
+    NoSuchRoute,
+    /// IDE-0405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// A refusal answered with the Auth service's codes (401, 403, 429) or an internal error.
     #[error(transparent)]
     Auth(#[from] ApiError),
@@ -275,6 +283,18 @@ impl IdentityError {
                 "IDE-1007",
                 "Role Not Found",
                 "No role has this id.".into(),
+            ),
+            E::NoSuchRoute => (
+                StatusCode::NOT_FOUND,
+                "IDE-0404",
+                "Not Found",
+                "The Identity API has no such route.".into(),
+            ),
+            E::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "IDE-0405",
+                "Method Not Allowed",
+                "This route does not take this method.".into(),
             ),
             E::Auth(_) | E::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

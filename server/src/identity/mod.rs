@@ -110,10 +110,18 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(guarded("audit-events")),
         )
         .route("/health", get(crate::auth::discovery::health))
-        .fallback(crate::auth::discovery::not_found)
-        .method_not_allowed_fallback(crate::auth::discovery::method_not_allowed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    IdentityError::NoSuchRoute.into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    IdentityError::MethodNotAllowed.into_response()
 }
 
 /// What the guard of one group of routes checks.

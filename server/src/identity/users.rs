@@ -573,6 +573,8 @@ pub fn check_email(email: &str) -> Result<(), IdentityError> {
                     && domain.contains('.')
                     && domain.split('.').all(|label| {
                         !label.is_empty()
+                            && !label.starts_with('-')
+                            && !label.ends_with('-')
                             && label
                                 .bytes()
                                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -684,6 +686,8 @@ mod tests {
             "a b@c.de",
             "a@b@c.de",
             "a@exa_mple.com",
+            "a@-ex.com",
+            "a@ex-.com",
         ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
