@@ -64,6 +64,10 @@ pub struct ServerConfig {
     /// Window in which failures are counted, and the first lock-out
     /// (`AUTH_THROTTLE_WINDOW`, default 60 s); each repeated lock-out doubles, up to 1 h.
     pub throttle_window: Duration,
+    /// Time a client has to send a request's headers (`AUTH_HEADER_READ_TIMEOUT`, default
+    /// 10 s); a connection that takes longer is closed, so half-written requests cannot hold
+    /// connections open.
+    pub header_read_timeout: Duration,
     /// Password hashes computed at once (`AUTH_PASSWORD_HASH_CONCURRENCY`, default 2): bounds
     /// the CPU a login flood can take from the rest of the server.
     pub password_hash_concurrency: usize,
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             throttle_max_failures: 5,
             throttle_window: Duration::from_secs(60),
             password_hash_concurrency: 2,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -161,6 +166,16 @@ impl ServerConfig {
         }
         if let Some(v) = get("AUTH_THROTTLE_WINDOW") {
             config.throttle_window = parse_duration("AUTH_THROTTLE_WINDOW", &v)?;
+        }
+        if let Some(v) = get("AUTH_HEADER_READ_TIMEOUT") {
+            config.header_read_timeout = parse_duration("AUTH_HEADER_READ_TIMEOUT", &v)?;
+            if config.header_read_timeout.is_zero() {
+                return Err(invalid(
+                    "AUTH_HEADER_READ_TIMEOUT",
+                    &v,
+                    "a positive duration",
+                ));
+            }
         }
         if let Some(v) = get("AUTH_PASSWORD_HASH_CONCURRENCY") {
             config.password_hash_concurrency = v

@@ -18,6 +18,7 @@ pub mod operator;
 pub mod password;
 pub mod revocation_index;
 pub mod secret;
+pub mod serve;
 pub mod state;
 pub mod store;
 pub mod throttle;
@@ -189,25 +190,25 @@ impl Server {
         };
         let auth_address = listeners.auth.local_addr()?;
         let mut tasks = Vec::with_capacity(2);
-        let app = auth::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let auth_stopped = stopped();
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listeners.auth, app)
-                .with_graceful_shutdown(auth_stopped)
-                .await
-        }));
+        let header_timeout = state.config().header_read_timeout;
+        let app = auth::router(state.clone());
+        tasks.push(tokio::spawn(serve::serve(
+            listeners.auth,
+            app,
+            header_timeout,
+            stopped(),
+        )));
         tracing::info!(%auth_address, "auth service listening");
         let identity_address = match listeners.identity {
             Some(listener) => {
                 let address = listener.local_addr()?;
-                let app = identity::router(state.clone())
-                    .into_make_service_with_connect_info::<SocketAddr>();
-                let identity_stopped = stopped();
-                tasks.push(tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(identity_stopped)
-                        .await
-                }));
+                let app = identity::router(state.clone());
+                tasks.push(tokio::spawn(serve::serve(
+                    listener,
+                    app,
+                    header_timeout,
+                    stopped(),
+                )));
                 tracing::info!(identity_address = %address, "identity service listening");
                 Some(address)
             }
