@@ -387,6 +387,11 @@ async fn revoking_an_unknown_token_answers_200() {
         .post_form("/oauth/revoke", &[("token", "no-such-token")], f.basic())
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(
+        answer.body,
+        json!({}),
+        "an empty JSON object, as every answer is JSON"
+    );
 }
 
 #[tokio::test]
@@ -567,4 +572,46 @@ async fn a_named_client_must_authenticate_and_match() {
             "password": common::ADMIN_PASSWORD, "clientId": "lib-auth"}))
         .await;
     assert_eq!(named.status, StatusCode::OK, "{named:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_introspected_only_by_its_own_client() {
+    // Found by an attack run: any client could learn another's refresh token's session.
+    let f = fixture().await;
+    let login = f.user_login().await;
+    let refresh = login.str("refresh_token").to_owned();
+    let own = f
+        .server
+        .post_form(
+            "/oauth/introspect",
+            &[("token", refresh.as_str())],
+            f.basic(),
+        )
+        .await;
+    assert_eq!(own.body["active"], true, "{own:?}");
+    assert_eq!(own.body["token_type"], "refresh_token");
+    let (other_id, other_secret) = f
+        .server
+        .create_app("routing", &["routing-viewer-role"])
+        .await;
+    let other = f
+        .server
+        .post_form(
+            "/oauth/introspect",
+            &[("token", refresh.as_str())],
+            Some((&other_id, &other_secret)),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(other.body, json!({"active": false}), "{other:?}");
+    // The access token stays visible to any resource server.
+    let access = f
+        .server
+        .post_form(
+            "/oauth/introspect",
+            &[("token", login.str("access_token"))],
+            Some((&other_id, &other_secret)),
+        )
+        .await;
+    assert_eq!(access.body["active"], true, "{access:?}");
 }

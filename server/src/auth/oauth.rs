@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -242,7 +242,9 @@ pub async fn revoke(
             .await
             .map_err(|e| OAuthError::Server(e.to_string()))?;
     }
-    Ok(StatusCode::OK.into_response())
+    // RFC 7009 needs only the 200; the body is `{}` so that every answer of the server is JSON
+    // (SPEC §4).
+    Ok(Json(json!({})).into_response())
 }
 
 /// The session a revocation ends, if the token is known and was issued to `client`.
@@ -294,12 +296,15 @@ pub async fn introspect(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let form = read_form(&headers, body)?;
-    authenticated_client(&state, &headers, &form, address).await?;
+    let client = authenticated_client(&state, &headers, &form, address).await?;
     let token = form
         .token
         .clone()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::InvalidRequest("missing token".into()))?;
+    // Access tokens are bearer tokens for resource servers: any authenticated client may ask
+    // about one. A refresh token is its client's own (RFC 7662 §2.2 lets the answer be
+    // "inactive" for a client that may not know).
     if let Ok(principal) = state.verify_access_token(&token).await {
         let claims = principal.claims();
         let mut answer = Map::new();
@@ -332,7 +337,7 @@ pub async fn introspect(
         .run(move |c| session_of_refresh_token(c, &hash))
         .await
         .map_err(|e| OAuthError::Server(e.to_string()))?;
-    let answer = match session {
+    let answer = match session.filter(|s| s.client_id == client.client_id) {
         Some(s) => json!({
             "active": true,
             "token_type": "refresh_token",
