@@ -152,3 +152,62 @@ async fn an_oversized_logout_form_is_answered_in_the_envelope() {
         .await
         .assert_error(StatusCode::BAD_REQUEST, "AUT-0003");
 }
+
+/// The ID token of `login` re-signed by the server's key with `exp` `age_secs` in the past.
+fn expired_copy(server: &TestServer, token: &str, typ: &str, age_secs: i64) -> String {
+    let (_, mut claims) = common::decode_jwt(token);
+    let now = common::now();
+    claims["exp"] = serde_json::json!(now - age_secs);
+    claims["iat"] = serde_json::json!(now - age_secs - 3600);
+    claims["nbf"] = serde_json::json!(now - age_secs - 3600);
+    server
+        .state
+        .keyring()
+        .active
+        .sign(typ, &claims)
+        .expect("signed")
+}
+
+#[tokio::test]
+async fn an_expired_id_token_is_still_a_logout_hint() {
+    // Found by an attack run: after the ID token's hour, a hint could no longer end the
+    // session, whose refresh token lives a day.
+    let server = TestServer::start().await;
+    let login = server.login_admin().await;
+    let id_token = login["idToken"].as_str().expect("id token");
+    let refresh = login["refreshToken"].as_str().expect("refresh token");
+    let form = |hint: String| {
+        let request = server
+            .http
+            .post(server.url("/v1/logout"))
+            .form(&[("id_token_hint", hint)]);
+        async move { request.send().await.expect("sent").status() }
+    };
+    // Too old (past any session's life), an access token, a forged signature: refused.
+    let too_old = expired_copy(&server, id_token, "JWT", 2 * 86_400);
+    assert_eq!(form(too_old).await, StatusCode::UNAUTHORIZED);
+    let access_like = expired_copy(&server, id_token, "at+jwt", 120);
+    assert_eq!(form(access_like).await, StatusCode::UNAUTHORIZED);
+    let mut forged = expired_copy(&server, id_token, "JWT", 120);
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    assert_eq!(form(forged).await, StatusCode::UNAUTHORIZED);
+    let untouched = server.refresh(refresh).await;
+    assert_eq!(
+        untouched.status,
+        StatusCode::OK,
+        "refused hints end nothing: {untouched:?}"
+    );
+    let login = server.login_admin().await;
+    let id_token = login["idToken"].as_str().expect("id token");
+    let refresh = login["refreshToken"].as_str().expect("refresh token");
+    let expired = expired_copy(&server, id_token, "JWT", 120);
+    assert_eq!(form(expired).await, StatusCode::NO_CONTENT);
+    server
+        .refresh(refresh)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "AUT-1005");
+    server
+        .assert_token_refused(login["accessToken"].as_str().expect("access"))
+        .await;
+}

@@ -31,8 +31,12 @@ pub async fn logout(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = if headers.contains_key(header::AUTHORIZATION) {
-        state.verify_access(&headers).await?
+    let (subject, sid) = if headers.contains_key(header::AUTHORIZATION) {
+        let principal = state.verify_access(&headers).await?;
+        (
+            principal.subject().to_owned(),
+            principal.session_id().map(str::to_owned),
+        )
     } else {
         let body = body.map_err(|_| {
             ApiError::InvalidBody("the body could not be read or is too large".into())
@@ -42,9 +46,21 @@ pub async fn logout(
             .id_token_hint
             .filter(|h| !h.is_empty())
             .ok_or(ApiError::MissingToken)?;
-        state.verify_id_token(&hint).await?
+        match state.verify_id_token(&hint).await {
+            Ok(principal) => (
+                principal.subject().to_owned(),
+                principal.session_id().map(str::to_owned),
+            ),
+            // OIDC RP-initiated logout: an expired ID token is still a good hint, or a
+            // session would outlive the hint's hour and could no longer be ended with it.
+            Err(ApiError::InvalidToken) => {
+                let hint = expired_id_token_hint(&state, &hint)?;
+                (hint.sub, Some(hint.sid))
+            }
+            Err(other) => return Err(other),
+        }
     };
-    let Some(sid) = principal.session_id().map(str::to_owned) else {
+    let Some(sid) = sid else {
         return Err(ApiError::InvalidToken);
     };
     let horizon = revocation_horizon(&state);
@@ -59,8 +75,58 @@ pub async fn logout(
         .sync(state.store())
         .await
         .map_err(ApiError::internal)?;
-    tracing::info!(sub = principal.subject(), %sid, "logged out");
+    tracing::info!(sub = %subject, %sid, "logged out");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// What an expired ID token names: its user and its session.
+#[derive(Debug, serde::Deserialize)]
+struct HintClaims {
+    sub: String,
+    sid: String,
+}
+
+/// Checks an ID token whose only fault may be its age: signed by one of this server's published
+/// keys with that key's own algorithm, `typ` `JWT` (an ID token, not an access token), issued
+/// by this server, expired less than a refresh-token lifetime ago (no session lives longer).
+fn expired_id_token_hint(state: &AppState, token: &str) -> Result<HintClaims, ApiError> {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::Jwk};
+    let header = decode_header(token).map_err(|_| ApiError::InvalidToken)?;
+    if header.typ.as_deref() != Some("JWT") {
+        return Err(ApiError::InvalidToken);
+    }
+    let kid = header.kid.ok_or(ApiError::InvalidToken)?;
+    let keyring = state.keyring();
+    let jwk: Jwk = keyring.jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
+        .and_then(|k| serde_json::from_value(k.clone()).ok())
+        .ok_or(ApiError::InvalidToken)?;
+    let algorithm = jwk
+        .common
+        .key_algorithm
+        .and_then(|a| a.to_string().parse().ok())
+        .ok_or(ApiError::InvalidToken)?;
+    if header.alg != algorithm {
+        return Err(ApiError::InvalidToken);
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| ApiError::InvalidToken)?;
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[state.config().issuer.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    let decoded = decode::<serde_json::Value>(token, &key, &validation)
+        .map_err(|_| ApiError::InvalidToken)?;
+    let exp = decoded.claims["exp"]
+        .as_i64()
+        .ok_or(ApiError::InvalidToken)?;
+    let oldest = crate::store::unix_now()
+        - i64::try_from(state.config().refresh_token_ttl.as_secs()).unwrap_or(86_400);
+    if exp < oldest {
+        return Err(ApiError::InvalidToken);
+    }
+    serde_json::from_value(decoded.claims).map_err(|_| ApiError::InvalidToken)
 }
 
 fn serde_urlencoded_form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
