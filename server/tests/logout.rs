@@ -188,6 +188,12 @@ async fn an_expired_id_token_is_still_a_logout_hint() {
     assert_eq!(form(too_old).await, StatusCode::UNAUTHORIZED);
     let access_like = expired_copy(&server, id_token, "at+jwt", 120);
     assert_eq!(form(access_like).await, StatusCode::UNAUTHORIZED);
+    let access_token = login["accessToken"].as_str().expect("access").to_owned();
+    assert_eq!(
+        form(access_token).await,
+        StatusCode::UNAUTHORIZED,
+        "an access token is no hint"
+    );
     let mut forged = expired_copy(&server, id_token, "JWT", 120);
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");

@@ -46,6 +46,13 @@ pub async fn logout(
             .id_token_hint
             .filter(|h| !h.is_empty())
             .ok_or(ApiError::MissingToken)?;
+        // An ID token's `typ` is `JWT`; an access token (`at+jwt`) is not a hint.
+        let typ = jsonwebtoken::decode_header(&hint)
+            .ok()
+            .and_then(|header| header.typ);
+        if typ.as_deref() != Some("JWT") {
+            return Err(ApiError::InvalidToken);
+        }
         match state.verify_id_token(&hint).await {
             Ok(principal) => (
                 principal.subject().to_owned(),
