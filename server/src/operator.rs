@@ -75,8 +75,7 @@ impl Operator {
     }
 
     fn revoke_until(&self) -> i64 {
-        let ttl = i64::try_from(self.config.access_token_ttl.as_secs()).unwrap_or(3600);
-        crate::store::unix_now() + ttl + 60
+        crate::auth::issue::revocation_horizon_for(&self.config)
     }
 
     fn audit(&self, action: &str, kind: &str, id: &str, name: &str, detail: Value) {
@@ -103,13 +102,7 @@ impl Operator {
         check_email(&command.email)?;
         check_name("first name", &command.first_name, 0)?;
         check_name("last name", &command.last_name, 0)?;
-        let (password, generated) = match command.password {
-            Some(p) => (p, false),
-            None => (
-                random_id(24).map_err(|_| OperatorError("no random password".into()))?,
-                true,
-            ),
-        };
+        let (password, generated) = given_or_generated(command.password)?;
         check_password(&password, &command.username, &command.email)?;
         let unknown = self.store.run_now(|c| unknown_groups(c, &command.groups))?;
         if !unknown.is_empty() {
@@ -164,13 +157,7 @@ impl Operator {
         password: Option<String>,
     ) -> Result<Option<String>, OperatorError> {
         let user = self.find_user(user)?;
-        let (password, generated) = match password {
-            Some(p) => (p, false),
-            None => (
-                random_id(24).map_err(|_| OperatorError("no random password".into()))?,
-                true,
-            ),
-        };
+        let (password, generated) = given_or_generated(password)?;
         check_password(&password, &user.username, &user.email)?;
         let hash = hash_blocking(&password).map_err(|e| OperatorError(e.to_string()))?;
         let until = self.revoke_until();
@@ -282,6 +269,16 @@ impl Operator {
         found
             .map(|app| app.id)
             .ok_or_else(|| OperatorError(format!("no application {id_or_client_id:?}")))
+    }
+}
+
+/// The given password, or a generated one (`true`: to be shown once).
+fn given_or_generated(password: Option<String>) -> Result<(String, bool), OperatorError> {
+    match password {
+        Some(p) => Ok((p, false)),
+        None => random_id(24)
+            .map(|p| (p, true))
+            .map_err(|_| OperatorError("no random password".into())),
     }
 }
 

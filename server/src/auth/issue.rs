@@ -237,5 +237,11 @@ pub fn new_refresh_token() -> Result<String, ApiError> {
 /// The latest `exp` an access token issued now can have, plus leeway: how long a revocation
 /// must be kept.
 pub fn revocation_horizon(state: &AppState) -> i64 {
-    unix_now() + ttl_secs(state) + 60
+    revocation_horizon_for(state.config())
+}
+
+/// [`revocation_horizon`] for the settings `config` (the CLI has no running state).
+pub fn revocation_horizon_for(config: &crate::config::ServerConfig) -> i64 {
+    let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(3600);
+    unix_now() + ttl + 60
 }

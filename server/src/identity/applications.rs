@@ -13,7 +13,9 @@ use serde_json::json;
 
 use super::body::Body;
 use super::rights::holds;
-use super::{Caller, IdentityError, Page, Paging, audit, query_map, rfc3339, uuid_path};
+use super::{
+    Caller, IdentityError, Page, Paging, audit, query_map, rfc3339, sync_revocations, uuid_path,
+};
 use crate::admin::{CreatedApplication, new_application, rotate_secret as new_secret};
 use crate::auth::issue::revocation_horizon;
 use crate::state::AppState;
@@ -115,7 +117,7 @@ pub async fn create(
         ),
     )
     .await?;
-    tracing::info!(actor = %caller.id, application = %app.id, client_id = %app.client_id, "application created");
+    tracing::info!(actor = %caller.id(), application = %app.id, client_id = %app.client_id, "application created");
     Ok(with_secret(StatusCode::CREATED, created))
 }
 
@@ -224,7 +226,7 @@ pub async fn delete(
         ),
     )
     .await?;
-    tracing::info!(actor = %caller.id, application = %app.id, "application deleted");
+    tracing::info!(actor = %caller.id(), application = %app.id, "application deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -255,7 +257,7 @@ pub async fn rotate_secret(
         ),
     )
     .await?;
-    tracing::info!(actor = %caller.id, application = %app.id, "application secret rotated");
+    tracing::info!(actor = %caller.id(), application = %app.id, "application secret rotated");
     Ok(with_secret(StatusCode::OK, created))
 }
 
@@ -279,12 +281,4 @@ async fn manageable_application(
             .refuse_escalation(state, "application", &app.id, &app.name, what)
             .await)
     }
-}
-
-async fn sync_revocations(state: &AppState) -> Result<(), IdentityError> {
-    state
-        .revocations()
-        .sync(state.store())
-        .await
-        .map_err(IdentityError::internal)
 }

@@ -23,7 +23,7 @@ use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use lib_auth::{Action, Principal, PrincipalKind};
+use lib_auth::{Action, Principal};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -159,7 +159,7 @@ async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> 
                 "path": request.uri().path().chars().take(200).collect::<String>(),
             }),
         );
-        tracing::info!(actor = %caller.id, resource = guard.resource, method = %request.method(), "identity access denied");
+        tracing::info!(actor = %caller.id(), resource = guard.resource, method = %request.method(), "identity access denied");
         if let Err(error) = audit::record(state, event).await {
             return error.into_response();
         }
@@ -172,31 +172,51 @@ async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> 
 /// The authenticated caller of an Identity route (set by the guard).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Its `sub`: a user id or an application's client id.
-    pub id: String,
-    /// Username or application name.
-    pub name: Option<String>,
-    /// User or application.
-    pub kind: PrincipalKind,
-    /// Its session (`sid`), if any.
-    pub session_id: Option<String>,
-    /// The verified token's principal (roles, groups), for the no-escalation checks.
+    /// The verified token's principal: who (`sub`, name, session) and with which roles.
     pub principal: Principal,
 }
 
 impl Caller {
     fn new(principal: Principal) -> Caller {
-        Caller {
-            id: principal.subject().to_owned(),
-            name: principal.name().map(str::to_owned),
-            kind: principal.kind(),
-            session_id: principal.session_id().map(str::to_owned),
-            principal,
+        Caller { principal }
+    }
+
+    /// Its `sub`: a user id or an application's client id.
+    pub fn id(&self) -> &str {
+        self.principal.subject()
+    }
+
+    /// Its session (`sid`), if any.
+    pub fn session_id(&self) -> Option<&str> {
+        self.principal.session_id()
+    }
+
+    /// Records a refused act in the audit log (`access.denied`) and answers `error`, or the
+    /// audit log's own failure.
+    pub async fn refuse(
+        &self,
+        state: &AppState,
+        target: (&str, &str, Option<&str>),
+        detail: serde_json::Value,
+        error: IdentityError,
+    ) -> IdentityError {
+        let (target_type, target_id, target_name) = target;
+        let event = self.event(
+            "access.denied",
+            Some(target_type),
+            Some(target_id),
+            target_name,
+            detail,
+        );
+        tracing::info!(actor = %self.id(), target = %target_id, %error, "identity call refused");
+        match audit::record(state, event).await {
+            Ok(()) => error,
+            Err(failure) => failure,
         }
     }
 
-    /// Refuses, and records in the audit log, an act on or a grant of rights the caller does
-    /// not hold (IDE-0019).
+    /// Refuses, and records, an act on or a grant of rights the caller does not hold
+    /// (IDE-0019).
     pub async fn refuse_escalation(
         &self,
         state: &AppState,
@@ -205,18 +225,15 @@ impl Caller {
         target_name: &str,
         what: &str,
     ) -> IdentityError {
-        let event = self.event(
-            "access.denied",
-            Some(target_type),
-            Some(target_id),
-            Some(target_name),
-            json!({"reason": "the caller does not hold the rights concerned", "attempt": what}),
-        );
-        tracing::info!(actor = %self.id, target = %target_id, attempt = what, "identity escalation refused");
-        match audit::record(state, event).await {
-            Ok(()) => IdentityError::InsufficientRights,
-            Err(error) => error,
-        }
+        let detail =
+            json!({"reason": "the caller does not hold the rights concerned", "attempt": what});
+        self.refuse(
+            state,
+            (target_type, target_id, Some(target_name)),
+            detail,
+            IdentityError::InsufficientRights,
+        )
+        .await
     }
 
     /// An audit event with this caller as the actor.
@@ -229,8 +246,8 @@ impl Caller {
         detail: serde_json::Value,
     ) -> NewAuditEvent {
         NewAuditEvent {
-            actor_id: Some(self.id.clone()),
-            actor_name: self.name.clone(),
+            actor_id: Some(self.id().to_owned()),
+            actor_name: self.principal.name().map(str::to_owned),
             action: action.to_owned(),
             target_type: target_type.map(str::to_owned),
             target_id: target_id.map(str::to_owned),
@@ -329,6 +346,16 @@ pub fn query_map(raw: Option<&str>) -> Result<HashMap<String, String>, IdentityE
         }
     }
     Ok(map)
+}
+
+/// Brings the server's own revocation index up to date after a write, so its next token
+/// check already refuses what was revoked.
+pub async fn sync_revocations(state: &AppState) -> Result<(), IdentityError> {
+    state
+        .revocations()
+        .sync(state.store())
+        .await
+        .map_err(IdentityError::internal)
 }
 
 /// Unix seconds as RFC 3339.

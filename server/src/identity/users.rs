@@ -16,7 +16,9 @@ use serde_json::json;
 
 use super::body::Body;
 use super::rights::holds_groups;
-use super::{Caller, IdentityError, Page, Paging, audit, query_map, rfc3339, uuid_path};
+use super::{
+    Caller, IdentityError, Page, Paging, audit, query_map, rfc3339, sync_revocations, uuid_path,
+};
 use crate::admin::{UserRequest, new_user};
 use crate::auth::ClientAddress;
 use crate::auth::issue::revocation_horizon;
@@ -136,7 +138,7 @@ pub async fn create(
         ),
     )
     .await?;
-    tracing::info!(actor = %caller.id, user = %user.id, "user created");
+    tracing::info!(actor = %caller.id(), user = %user.id, "user created");
     Ok((StatusCode::CREATED, Json(UserView::from(user))).into_response())
 }
 
@@ -292,16 +294,16 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, IdentityError> {
     uuid_path(&id, "user")?;
-    if id == caller.id {
-        let event = caller.event(
-            "access.denied",
-            Some("user"),
-            Some(&id),
-            None,
-            json!({"reason": "a deletion of the caller's own user", "code": "IDE-0017"}),
-        );
-        audit::record(&state, event).await?;
-        return Err(IdentityError::SelfDeletion);
+    if id == caller.id() {
+        let detail = json!({"reason": "a deletion of the caller's own user", "code": "IDE-0017"});
+        return Err(caller
+            .refuse(
+                &state,
+                ("user", &id, None),
+                detail,
+                IdentityError::SelfDeletion,
+            )
+            .await);
     }
     manageable_user(&state, &caller, id.clone(), "delete a user").await?;
     let horizon = revocation_horizon(&state);
@@ -323,7 +325,7 @@ pub async fn delete(
         ),
     )
     .await?;
-    tracing::info!(actor = %caller.id, user = %user.id, "user deleted");
+    tracing::info!(actor = %caller.id(), user = %user.id, "user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -338,16 +340,16 @@ pub async fn update_password(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IdentityError> {
     uuid_path(&id, "user")?;
-    if id != caller.id {
-        let event = caller.event(
-            "access.denied",
-            Some("user"),
-            Some(&id),
-            None,
-            json!({"reason": "a password change of another user", "code": "IDE-0013"}),
-        );
-        audit::record(&state, event).await?;
-        return Err(IdentityError::NotYourself);
+    if id != caller.id() {
+        let detail = json!({"reason": "a password change of another user", "code": "IDE-0013"});
+        return Err(caller
+            .refuse(
+                &state,
+                ("user", &id, None),
+                detail,
+                IdentityError::NotYourself,
+            )
+            .await);
     }
     let body = Body::read(&headers, body, &["oldPassword", "newPassword"], &[])?;
     let old_password = body.required_string("oldPassword")?;
@@ -389,7 +391,7 @@ pub async fn update_password(
         .await
         .map_err(IdentityError::internal)?;
     let horizon = revocation_horizon(&state);
-    let (target, keep) = (user.id.clone(), caller.session_id.clone());
+    let (target, keep) = (user.id.clone(), caller.session_id().map(str::to_owned));
     let ended = state
         .store()
         .run(move |c| {
@@ -452,7 +454,7 @@ pub async fn reset_password(
         ),
     )
     .await?;
-    tracing::info!(actor = %caller.id, user = %user.id, "password reset");
+    tracing::info!(actor = %caller.id(), user = %user.id, "password reset");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -537,16 +539,6 @@ async fn known_groups(
         return Err(IdentityError::UnknownGroups(shown.join(", ")));
     }
     Ok(groups)
-}
-
-/// Brings the server's own revocation index up to date after a write, so its next token
-/// check already refuses what was revoked.
-async fn sync_revocations(state: &AppState) -> Result<(), IdentityError> {
-    state
-        .revocations()
-        .sync(state.store())
-        .await
-        .map_err(IdentityError::internal)
 }
 
 /// Usernames: 3 to 64 of letters, digits, `.`, `_`, `-`, `@`.
