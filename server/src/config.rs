@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub identity_port: u16,
     /// `iss` of issued tokens (`AUTH_ISSUER`, default `http://localhost:4000`).
     pub issuer: String,
+    /// `aud` of issued access tokens (`AUTH_AUDIENCE`, default `midaz`): the services they are
+    /// meant for, which a validator pins with `PLUGIN_AUTH_AUDIENCE`.
+    pub audience: String,
     /// Access and ID token lifetime (`AUTH_ACCESS_TOKEN_TTL`, default 3600 s).
     pub access_token_ttl: Duration,
     /// Refresh token (and session) lifetime (`AUTH_REFRESH_TOKEN_TTL`, default 24 h).
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             auth_port: 4000,
             identity_port: 4001,
             issuer: "http://localhost:4000".to_owned(),
+            audience: "midaz".to_owned(),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(24 * 3600),
             admin_username: "admin".to_owned(),
@@ -130,6 +134,17 @@ impl ServerConfig {
                 return Err(invalid("AUTH_ISSUER", &v, "an http(s) URL"));
             }
             config.issuer = v;
+        }
+        if let Some(v) = get("AUTH_AUDIENCE") {
+            let v = v.trim();
+            if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(invalid(
+                    "AUTH_AUDIENCE",
+                    v,
+                    "one audience of at most 256 characters, without spaces",
+                ));
+            }
+            config.audience = v.to_owned();
         }
         if let Some(v) = get("AUTH_ACCESS_TOKEN_TTL") {
             config.access_token_ttl = parse_duration("AUTH_ACCESS_TOKEN_TTL", &v)?;
@@ -257,6 +272,13 @@ mod tests {
         assert_eq!(config.refresh_token_ttl, Duration::from_secs(86400));
         assert_eq!(config.admin_username, "admin");
         assert!(config.password_grant_enabled);
+        assert_eq!(config.audience, "midaz");
+        assert_eq!(
+            from(&[("AUTH_AUDIENCE", "payments")])
+                .expect("an audience")
+                .audience,
+            "payments"
+        );
     }
 
     #[test]
@@ -269,6 +291,7 @@ mod tests {
             ("AUTH_SIGNING_ALG", "HS256"),
             ("AUTH_ISSUER", "localhost:4000"),
             ("AUTH_BIND_ADDRESS", "everywhere"),
+            ("AUTH_AUDIENCE", "midaz ledger"),
         ] {
             let message = from(&[(name, value)]).expect_err(name).to_string();
             assert!(

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 403 AUT-0008: the caller may not do this.
     #[error("forbidden")]
     Forbidden,
+    /// 403 AUT-0008: the access token lacks the scope the endpoint needs (RFC 6750 §3.1).
+    #[error("the access token lacks the {0} scope")]
+    InsufficientScope(&'static str),
     /// 400 AUT-0013: unknown `grantType`.
     #[error("unsupported grant type {0:?}")]
     UnsupportedGrantType(String),
@@ -94,6 +97,12 @@ impl ApiError {
                 "AUT-0008",
                 "Forbidden",
                 "The caller may not perform this operation.".into(),
+            ),
+            E::InsufficientScope(scope) => (
+                StatusCode::FORBIDDEN,
+                "AUT-0008",
+                "Insufficient Scope",
+                format!("The access token was not granted the {scope} scope."),
             ),
             E::UnsupportedGrantType(_) => (
                 StatusCode::BAD_REQUEST,
@@ -171,6 +180,12 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
             }
+            ApiError::InsufficientScope(scope) => {
+                let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
             _ => {}
         }
         response
@@ -219,6 +234,9 @@ pub enum OAuthError {
     /// 429 with `Retry-After`: too many failures (RFC 6585).
     #[error("throttled")]
     Throttled(Duration),
+    /// 405 `invalid_request` with `Allow: POST`: the RFC endpoints take only `POST`.
+    #[error("invalid_request: method not allowed")]
+    MethodNotAllowed,
     /// 500 `server_error`; the detail is logged, never answered.
     #[error("server_error: {0}")]
     Server(String),
@@ -239,7 +257,7 @@ impl From<ApiError> for OAuthError {
             E::InvalidClient => OAuthError::InvalidClient { basic: false },
             E::InvalidRefreshToken => OAuthError::InvalidGrant("invalid refresh token".into()),
             E::Throttled(d) => OAuthError::Throttled(d),
-            E::MissingToken | E::InvalidToken | E::Forbidden => {
+            E::MissingToken | E::InvalidToken | E::Forbidden | E::InsufficientScope(_) => {
                 OAuthError::InvalidRequest("invalid token".into())
             }
             E::Internal(detail) => OAuthError::Server(detail),
@@ -279,6 +297,11 @@ impl IntoResponse for OAuthError {
                 "invalid_request",
                 "too many failed attempts".to_owned(),
             ),
+            OAuthError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "this endpoint takes only POST".to_owned(),
+            ),
             OAuthError::Server(detail) => {
                 tracing::error!(%detail, "request failed");
                 (
@@ -308,6 +331,9 @@ impl IntoResponse for OAuthError {
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs(*remaining)),
                 );
+            }
+            OAuthError::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
             _ => {}
         }

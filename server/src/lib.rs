@@ -5,7 +5,7 @@
 //! CLI.
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
@@ -14,6 +14,7 @@ pub mod error;
 pub mod identity;
 pub mod keyring;
 pub mod keys;
+mod memory;
 pub mod operator;
 pub mod password;
 pub mod revocation_index;

@@ -7,6 +7,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::memory::release_free_memory;
+
 /// Hashing could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -55,22 +57,27 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$OOthB546oBc4rnGaoGfREA$
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    concurrency: usize,
 }
 
 impl Passwords {
     /// A hasher running at most `concurrency` hashes at once.
     pub fn new(concurrency: usize) -> Passwords {
+        let concurrency = concurrency.max(1);
         Passwords {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
         }
     }
 
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
         let permit = self.permit().await?;
+        let idle = self.idle_check();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash_now(&password)
+            let hashed = hash_now(&password);
+            idle.release_if_last(permit);
+            hashed
         })
         .await
         .map_err(|_| PasswordError::Task)?
@@ -84,6 +91,13 @@ impl Passwords {
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Task)
+    }
+
+    fn idle_check(&self) -> IdleCheck {
+        IdleCheck {
+            permits: Arc::clone(&self.permits),
+            concurrency: self.concurrency,
+        }
     }
 
     /// Hashing slots free now.
@@ -100,24 +114,47 @@ impl Passwords {
         hash: Option<String>,
     ) -> Result<bool, PasswordError> {
         let permit = self.permit().await?;
+        let idle = self.idle_check();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            match hash {
+            let valid = match hash {
                 Some(hash) => verify_now(&password, &hash),
                 None => {
                     let _ = verify_now(&password, DUMMY_HASH);
                     false
                 }
-            }
+            };
+            idle.release_if_last(permit);
+            valid
         })
         .await
         .map_err(|_| PasswordError::Task)
     }
 }
 
-/// The argon2id hash of `password`, on the current thread (CLI, bootstrap).
+/// Run by a finished hash on its blocking thread: the last hash running gives its 19 MiB back
+/// to the system, so an idle server does not keep it. While logins keep coming, other hashes
+/// are running and nothing is given back, so a flood does not pay for it.
+struct IdleCheck {
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+}
+
+impl IdleCheck {
+    fn release_if_last(self, permit: OwnedSemaphorePermit) {
+        let last = self.permits.available_permits() + 1 == self.concurrency;
+        drop(permit);
+        if last {
+            release_free_memory();
+        }
+    }
+}
+
+/// The argon2id hash of `password`, on the current thread (CLI, bootstrap), its memory given
+/// back to the system once done.
 pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
-    hash_now(password)
+    let hashed = hash_now(password);
+    release_free_memory();
+    hashed
 }
 
 #[cfg(test)]

@@ -124,3 +124,34 @@ async fn many_concurrent_token_requests_of_one_client_all_succeed() {
         assert_eq!(task.await.expect("task"), reqwest::StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn tokens_carry_the_configured_audience_and_a_validator_can_pin_it() {
+    let server = TestServer::start_with(|c| c.audience = "payments".into()).await;
+    let (id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    let token = server.app_token(&id, &secret).await;
+    let (_, claims) = decode_jwt(&token);
+    assert_eq!(claims["aud"], "payments");
+    let login = server.login_admin().await;
+    let (_, user_claims) = decode_jwt(login["accessToken"].as_str().expect("token"));
+    assert_eq!(user_claims["aud"], "payments");
+
+    let pinned = |audience: &str| {
+        lib_auth::Auth::new(
+            lib_auth::AuthConfig::default()
+                .enabled(true)
+                .jwks_url(server.jwks_url())
+                .issuer(server.config.issuer.clone())
+                .audience(audience),
+        )
+        .expect("lib-auth verifier")
+    };
+    pinned("payments")
+        .authenticate_headers(&bearer_headers(&token))
+        .await
+        .expect("the pinned audience is accepted");
+    pinned("midaz")
+        .authenticate_headers(&bearer_headers(&token))
+        .await
+        .expect_err("a token for another audience is refused");
+}

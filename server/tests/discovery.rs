@@ -114,6 +114,18 @@ async fn unknown_paths_and_methods_are_answered_in_json() {
     let answer = Answer::read(response).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(answer.body["code"].is_string(), "{answer:?}");
+    // The RFC endpoints answer in RFC 6749's shape, whatever went wrong.
+    for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect"] {
+        let answer = server.get(path, None).await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(
+            answer.body["error"], "invalid_request",
+            "{path}: {answer:?}"
+        );
+        assert!(answer.body["error_description"].is_string(), "{answer:?}");
+        assert!(answer.body.get("code").is_none(), "{answer:?}");
+        assert_eq!(answer.header("allow"), Some("POST"));
+    }
 }
 
 #[tokio::test]

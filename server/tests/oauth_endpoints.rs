@@ -303,6 +303,70 @@ async fn a_refresh_with_wrong_client_credentials_is_invalid_client() {
 }
 
 #[tokio::test]
+async fn a_confidential_clients_refresh_token_needs_that_client_authenticated() {
+    let f = fixture().await;
+    let login = f.user_login().await;
+    let refresh = login.str("refresh_token");
+    // RFC 6749 §6: without client authentication, or naming the client without its secret.
+    for (form, basic) in [
+        (
+            vec![("grant_type", "refresh_token"), ("refresh_token", refresh)],
+            None,
+        ),
+        (
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", f.client_id.as_str()),
+            ],
+            None,
+        ),
+    ] {
+        f.server
+            .post_form("/oauth/token", &form, basic)
+            .await
+            .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    // Neither refusal used the token up.
+    let refreshed = f
+        .server
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+            f.basic(),
+        )
+        .await;
+    assert_rfc_token_answer(&refreshed);
+
+    // A direct login (the server's own public client) refreshes without client credentials.
+    let direct = f
+        .server
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", ADMIN),
+                ("password", ADMIN_PASSWORD),
+            ],
+            None,
+        )
+        .await;
+    assert_rfc_token_answer(&direct);
+    let refreshed = f
+        .server
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", direct.str("refresh_token")),
+            ],
+            None,
+        )
+        .await;
+    assert_rfc_token_answer(&refreshed);
+}
+
+#[tokio::test]
 async fn a_refresh_token_of_another_client_is_invalid_grant() {
     let f = fixture().await;
     let (other_id, other_secret) = f

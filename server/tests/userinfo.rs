@@ -31,6 +31,62 @@ async fn userinfo_describes_the_user_of_the_token() {
 }
 
 #[tokio::test]
+async fn userinfo_answers_only_what_the_scopes_grant() {
+    let server = TestServer::start().await;
+    let id = server.create_user("gwen", &["midaz-viewer-group"]).await;
+    let login = |scope: &'static str| {
+        let server = &server;
+        async move {
+            let answer = server
+                .token(&json!({
+                    "grantType": "password",
+                    "username": "gwen",
+                    "password": USER_PASSWORD,
+                    "scope": scope,
+                }))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{scope}: {answer:?}");
+            answer.str("accessToken").to_owned()
+        }
+    };
+
+    let bare = server
+        .get("/v1/userinfo", Some(&login("openid").await))
+        .await;
+    assert_eq!(bare.status, StatusCode::OK, "{bare:?}");
+    assert_eq!(bare.body["sub"], id.as_str());
+    assert_eq!(bare.body["roles"], json!(["midaz-viewer-role"]));
+    for claim in ["name", "preferredUsername", "email", "emailVerified"] {
+        assert!(
+            bare.body.get(claim).is_none(),
+            "{claim} without its scope: {bare:?}"
+        );
+    }
+
+    let email = server
+        .get("/v1/userinfo", Some(&login("openid email").await))
+        .await;
+    assert_eq!(email.body["email"], "gwen@example.test");
+    assert!(email.body.get("preferredUsername").is_none(), "{email:?}");
+
+    let profile = server
+        .get("/v1/userinfo", Some(&login("openid profile").await))
+        .await;
+    assert_eq!(profile.body["preferredUsername"], "gwen");
+    assert!(profile.body.get("email").is_none(), "{profile:?}");
+
+    // Without `openid` there is no userinfo (OIDC Core §5.3), with RFC 6750's challenge.
+    let refused = server
+        .get("/v1/userinfo", Some(&login("profile email").await))
+        .await;
+    refused.assert_error(StatusCode::FORBIDDEN, "AUT-0008");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_scope\", scope=\"openid\"")
+    );
+}
+
+#[tokio::test]
 async fn userinfo_describes_an_application() {
     let server = TestServer::start().await;
     let (id, secret) = server.create_app("midaz", &["midaz-editor-role"]).await;

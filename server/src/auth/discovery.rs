@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::issue::KNOWN_SCOPES;
+use crate::error::OAuthError;
 use crate::state::AppState;
 
 /// `GET /health`: `healthy`, as text.
@@ -63,8 +64,12 @@ pub async fn not_found() -> Response {
         .into_response()
 }
 
-/// A known path with another method: a JSON 405 (axum's default has an empty body).
-pub async fn method_not_allowed() -> Response {
+/// A known path with another method: a JSON 405 (axum's default has an empty body), in
+/// RFC 6749's shape on the RFC endpoints and in the AUT envelope elsewhere.
+pub async fn method_not_allowed(uri: Uri) -> Response {
+    if uri.path().starts_with("/oauth/") {
+        return OAuthError::MethodNotAllowed.into_response();
+    }
     (
         StatusCode::METHOD_NOT_ALLOWED,
         Json(json!({

@@ -34,6 +34,10 @@ pub struct GrantRequest {
     pub refresh_token: Option<String>,
     /// Requested scope.
     pub scope: Option<String>,
+    /// Refresh grant: a session of a confidential client is refreshed only by that client,
+    /// authenticated (RFC 6749 §6). Set on `/oauth/token`; Lerian's JSON endpoints take a
+    /// bare refresh token by design, so they leave it unset.
+    pub confidential_client_must_authenticate: bool,
 }
 
 fn present(value: &Option<String>) -> Option<&str> {
@@ -220,10 +224,16 @@ async fn refresh_grant(
         .await
         .map_err(ApiError::internal)?;
     if let Some(current) = &current {
-        if let Some(client) = &client
-            && client.client_id != current.client_id
-        {
-            return Err(ApiError::InvalidRefreshToken);
+        match &client {
+            Some(client) if client.client_id != current.client_id => {
+                return Err(ApiError::InvalidRefreshToken);
+            }
+            None if request.confidential_client_must_authenticate
+                && current.client_id != DIRECT_LOGIN_CLIENT =>
+            {
+                return Err(ApiError::InvalidClient);
+            }
+            _ => {}
         }
         if let Some(requested) = &requested_scope
             && widens(&current.scope, requested)

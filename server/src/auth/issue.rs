@@ -18,9 +18,6 @@ pub const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "offline_acces
 /// The scope granted to a user who asked for none.
 pub const DEFAULT_USER_SCOPE: &str = "openid profile email";
 
-/// The `aud` of issued access tokens: the Midaz services they are presented to.
-pub const ACCESS_TOKEN_AUDIENCE: &str = "midaz";
-
 /// The client id recorded for a user who logged in without naming a client.
 pub const DIRECT_LOGIN_CLIENT: &str = "lib-auth";
 
@@ -124,7 +121,7 @@ pub fn user_tokens(
     let claims = json!({
         "iss": config.issuer,
         "sub": user.id,
-        "aud": ACCESS_TOKEN_AUDIENCE,
+        "aud": config.audience,
         "exp": exp,
         "iat": iat,
         "nbf": now,
@@ -201,7 +198,7 @@ pub fn application_token(
     let claims = json!({
         "iss": config.issuer,
         "sub": app.client_id,
-        "aud": ACCESS_TOKEN_AUDIENCE,
+        "aud": config.audience,
         "exp": now + ttl_secs(state),
         "iat": iat,
         "nbf": now,

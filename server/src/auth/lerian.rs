@@ -88,6 +88,7 @@ pub async fn token(
         client_secret: body.client_secret,
         refresh_token: body.refresh_token,
         scope: body.scope,
+        confidential_client_must_authenticate: false,
     };
     Ok(lerian_token_response(
         grant(&state, request, address).await?,

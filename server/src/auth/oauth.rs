@@ -203,6 +203,7 @@ pub async fn token(
         client_secret,
         refresh_token: form.refresh_token,
         scope: form.scope,
+        confidential_client_must_authenticate: true,
     };
     match grant(&state, request, address).await {
         Ok(tokens) => Ok(token_response(tokens)),

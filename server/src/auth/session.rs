@@ -141,7 +141,7 @@ fn serde_urlencoded_form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result
         .map_err(|_| ApiError::InvalidBody("the form could not be read".into()))
 }
 
-/// `GET /v1/userinfo`: who the token's subject is.
+/// `GET /v1/userinfo`: who the token's subject is; for a user, the claims its scopes allow.
 pub async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -156,6 +156,12 @@ pub async fn userinfo(
         }))
         .into_response());
     }
+    // OIDC Core §5.3: userinfo answers for an `openid` token, and its claims follow the
+    // granted scopes (§5.4): `profile` for names, `email` for the address.
+    let granted = |scope: &str| principal.scopes().iter().any(|s| s == scope);
+    if !granted("openid") {
+        return Err(ApiError::InsufficientScope("openid"));
+    }
     let id = principal.subject().to_owned();
     let user = state
         .store()
@@ -163,22 +169,25 @@ pub async fn userinfo(
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::InvalidToken)?;
-    let name = format!("{} {}", user.first_name, user.last_name)
-        .trim()
-        .to_owned();
-    Ok(Json(json!({
-        "sub": user.id,
-        "name": name,
-        "preferredUsername": user.username,
-        "givenName": user.first_name,
-        "familyName": user.last_name,
-        "email": user.email,
-        "emailVerified": false,
-        "type": "normal-user",
-        "groups": principal.groups(),
-        "roles": principal.roles(),
-    }))
-    .into_response())
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), json!(user.id));
+    if granted("profile") {
+        let name = format!("{} {}", user.first_name, user.last_name)
+            .trim()
+            .to_owned();
+        claims.insert("name".into(), json!(name));
+        claims.insert("preferredUsername".into(), json!(user.username));
+        claims.insert("givenName".into(), json!(user.first_name));
+        claims.insert("familyName".into(), json!(user.last_name));
+    }
+    if granted("email") {
+        claims.insert("email".into(), json!(user.email));
+        claims.insert("emailVerified".into(), json!(false));
+    }
+    claims.insert("type".into(), json!("normal-user"));
+    claims.insert("groups".into(), json!(principal.groups()));
+    claims.insert("roles".into(), json!(principal.roles()));
+    Ok(Json(serde_json::Value::Object(claims)).into_response())
 }
 
 /// `?product=` narrows `/v1/permissions` to one product.
