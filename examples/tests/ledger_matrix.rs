@@ -381,7 +381,10 @@ impl FakeAuth {
 fn lerian_sub(principal: &Principal, product: &str) -> String {
     let owner = principal.owner().unwrap_or("lerian");
     match principal.kind() {
-        PrincipalKind::User => format!("{owner}/{}", principal.subject()),
+        PrincipalKind::User => format!(
+            "{owner}/{}",
+            principal.name().unwrap_or(principal.subject())
+        ),
         PrincipalKind::Application => format!("{owner}/{product}-editor-role"),
     }
 }

@@ -84,7 +84,7 @@ struct Inner {
 enum Engine {
     Disabled,
     Local(Arc<Local>),
-    Remote(RemoteAuthorizer),
+    Remote(Remote),
 }
 
 #[derive(Debug)]
@@ -108,39 +108,18 @@ impl Local {
             PolicySource::Server => LocalPolicy::Synced(Arc::new(PolicySlot::default())),
             source => LocalPolicy::Fixed(Arc::new(CompiledPolicy::compile(&load_policy(source)?)?)),
         };
-        let poller = match (application, config.host.as_deref()) {
-            (Some(tokens), Some(host)) => {
-                let base = host.trim_end_matches('/');
-                let revocations_url = reqwest::Url::parse(&format!("{base}/v1/revocations"))
-                    .map_err(|_| ConfigError::InvalidValue {
-                        variable: "PLUGIN_AUTH_HOST",
-                        value: crate::config::redact_url(host),
-                        expected: "an absolute http:// or https:// URL",
-                    })?;
-                Some(Poller::new(Feeds {
-                    client,
-                    tokens: tokens.clone(),
-                    revocations_url,
-                    policy_url: format!("{base}/v1/policy"),
-                    interval: config.revocation_poll_interval,
-                    store: revocations.clone(),
-                    policy: match &policy {
-                        LocalPolicy::Synced(slot) => Some(slot.clone()),
-                        LocalPolicy::Fixed(_) => None,
-                    },
-                }))
-            }
-            _ => {
-                // A verifier given its keys in code (a server checking its own tokens) keeps
-                // its revocations itself; anyone else is told what is missing.
-                if config.static_keys.is_empty() {
-                    tracing::warn!(
-                        "PLUGIN_AUTH_CLIENT_ID, PLUGIN_AUTH_CLIENT_SECRET or PLUGIN_AUTH_HOST is not set: no revocation feed, so logouts and other revocations only take effect when the tokens expire"
-                    );
-                }
-                None
-            }
+        let synced = match &policy {
+            LocalPolicy::Synced(slot) => Some(slot.clone()),
+            LocalPolicy::Fixed(_) => None,
         };
+        let poller = revocation_feed(config, client, application, &revocations, synced)?;
+        // A verifier given its keys in code (a server checking its own tokens) keeps its
+        // revocations itself; anyone else is told what is missing.
+        if poller.is_none() && config.static_keys.is_empty() {
+            tracing::warn!(
+                "PLUGIN_AUTH_CLIENT_ID, PLUGIN_AUTH_CLIENT_SECRET or PLUGIN_AUTH_HOST is not set: no revocation feed, so logouts and other revocations only take effect when the tokens expire"
+            );
+        }
         if let Some(poller) = &poller {
             poller.ensure_started();
         }
@@ -162,6 +141,71 @@ impl Local {
         self.revocations.check(&principal)?;
         decide_local(&self.policy, principal, permission)
     }
+}
+
+/// Remote mode: the authorizer, and the revocation feed that drops the cached decisions of
+/// revoked tokens (the Auth service refuses them itself on every uncached call).
+#[derive(Debug)]
+struct Remote {
+    authorizer: RemoteAuthorizer,
+    revocations: Arc<RevocationStore>,
+    poller: Option<Poller>,
+}
+
+impl Remote {
+    fn new(
+        config: &AuthConfig,
+        client: reqwest::Client,
+        application: Option<&ApplicationToken>,
+    ) -> Result<Remote, ConfigError> {
+        let revocations = Arc::new(RevocationStore::new(config.leeway.as_secs()));
+        let authorizer = RemoteAuthorizer::new(config, client.clone(), revocations.clone())?;
+        let poller = revocation_feed(config, client, application, &revocations, None)?;
+        if poller.is_none() {
+            tracing::warn!(
+                "PLUGIN_AUTH_CLIENT_ID or PLUGIN_AUTH_CLIENT_SECRET is not set: no revocation feed, so a revoked token's cached decisions stay valid for up to PLUGIN_AUTH_CACHE_TTL"
+            );
+        }
+        if let Some(poller) = &poller {
+            poller.ensure_started();
+        }
+        Ok(Remote {
+            authorizer,
+            revocations,
+            poller,
+        })
+    }
+}
+
+/// The background task that polls the revocation feed into `store` (and the policy into
+/// `policy`), when the service's own credentials and the Auth service's host are configured.
+fn revocation_feed(
+    config: &AuthConfig,
+    client: reqwest::Client,
+    application: Option<&ApplicationToken>,
+    store: &Arc<RevocationStore>,
+    policy: Option<Arc<PolicySlot>>,
+) -> Result<Option<Poller>, ConfigError> {
+    let (Some(tokens), Some(host)) = (application, config.host.as_deref()) else {
+        return Ok(None);
+    };
+    let base = host.trim_end_matches('/');
+    let revocations_url = reqwest::Url::parse(&format!("{base}/v1/revocations")).map_err(|_| {
+        ConfigError::InvalidValue {
+            variable: "PLUGIN_AUTH_HOST",
+            value: crate::config::redact_url(host),
+            expected: "an absolute http:// or https:// URL",
+        }
+    })?;
+    Ok(Some(Poller::new(Feeds {
+        client,
+        tokens: tokens.clone(),
+        revocations_url,
+        policy_url: format!("{base}/v1/policy"),
+        interval: config.revocation_poll_interval,
+        store: store.clone(),
+        policy,
+    })))
 }
 
 impl Auth {
@@ -201,7 +245,9 @@ impl Auth {
                     client,
                     application.as_ref().ok(),
                 )?)),
-                Mode::Remote => Engine::Remote(RemoteAuthorizer::new(&config, client)?),
+                Mode::Remote => {
+                    Engine::Remote(Remote::new(&config, client, application.as_ref().ok())?)
+                }
             }
         };
         Ok(Auth {
@@ -336,7 +382,12 @@ impl Auth {
                 };
                 Check::Done(local.admit(principal, permission))
             }
-            Engine::Remote(remote) => remote.check(token, known, permission),
+            Engine::Remote(remote) => {
+                if let Some(poller) = &remote.poller {
+                    poller.ensure_started();
+                }
+                remote.authorizer.check(token, known, permission)
+            }
         }
     }
 
@@ -345,7 +396,7 @@ impl Auth {
     pub fn forget_token(&self, token: &str) {
         match &self.inner.engine {
             Engine::Local(local) => local.verifier.forget(token),
-            Engine::Remote(remote) => remote.forget(token),
+            Engine::Remote(remote) => remote.authorizer.forget(token),
             Engine::Disabled => {}
         }
     }
@@ -385,14 +436,14 @@ impl Auth {
         }
     }
 
-    /// Revokes session `sid` in local mode: every token whose `sid` claim is `sid` is refused
-    /// (401, `invalid_token`, "the token has been revoked") from the next request on, cached or
-    /// not, until `expires_at` (Unix seconds, plus the leeway) has passed, when every such token
-    /// has expired. The revocation feed applies its `sid` items through the same store; call
-    /// this to feed it from elsewhere (a pub/sub channel).
+    /// Revokes session `sid`: every token whose `sid` claim is `sid` is refused (401,
+    /// `invalid_token`, "the token has been revoked") from the next request on, cached or not,
+    /// until `expires_at` (Unix seconds, plus the leeway) has passed, when every such token has
+    /// expired. In remote mode this drops the cached answers about such tokens (the Auth service
+    /// refuses them itself). The revocation feed applies its `sid` items through the same
+    /// store; call this to feed it from elsewhere (a pub/sub channel).
     ///
-    /// Returns whether the revocation is enforced here: `false` in remote mode (the Auth service
-    /// decides) and when the library is disabled.
+    /// Returns whether the revocation is enforced here: `false` when the library is disabled.
     pub fn revoke_session(&self, sid: &str, expires_at: u64) -> bool {
         self.revoke(Revocation::Session {
             sid: sid.to_owned(),
@@ -400,7 +451,7 @@ impl Auth {
         })
     }
 
-    /// Revokes, in local mode, every token of subject `sub` (its `sub` claim) issued before
+    /// Revokes every token of subject `sub` (its `sub` claim) issued before
     /// `not_before` (its `iat` < `not_before`, Unix seconds; a token without `iat` counts as
     /// issued at 0), until `expires_at` (plus the leeway) has passed: forced logout, password
     /// reset, group change, application secret rotation or deletion. A token issued at or after
@@ -415,26 +466,27 @@ impl Auth {
         })
     }
 
-    fn revoke(&self, revocation: Revocation) -> bool {
+    fn revocations(&self) -> Option<&RevocationStore> {
         match &self.inner.engine {
-            Engine::Local(local) => {
-                local.revocations.apply([revocation]);
-                true
-            }
-            _ => false,
+            Engine::Local(local) => Some(&local.revocations),
+            Engine::Remote(remote) => Some(&remote.revocations),
+            Engine::Disabled => None,
         }
     }
 
+    fn revoke(&self, revocation: Revocation) -> bool {
+        self.revocations()
+            .map(|store| store.apply([revocation]))
+            .is_some()
+    }
+
     /// The number of revocations held in memory (sessions and subjects whose entries have not
-    /// expired yet); 0 outside local mode.
+    /// expired yet); 0 when the library is disabled.
     pub fn revocation_count(&self) -> usize {
-        match &self.inner.engine {
-            Engine::Local(local) => {
-                local.revocations.purge();
-                local.revocations.len()
-            }
-            _ => 0,
-        }
+        self.revocations().map_or(0, |store| {
+            store.purge();
+            store.len()
+        })
     }
 }
 

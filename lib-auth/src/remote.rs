@@ -7,6 +7,8 @@
 //! Caching: an answer of the service (a decision, or "this token is valid" for routes that only
 //! authenticate) is remembered for `cache_ttl`, capped at the token's `exp` to the millisecond.
 //! A 401 of the service forgets everything known of the token. Errors (503) are never cached.
+//! With the revocation feed (the service's own credentials configured), a cached answer about
+//! a token whose session or subject has since been revoked is dropped and the request refused.
 //! Concurrent requests asking the same question of the same token share one call.
 
 use std::collections::HashMap;
@@ -27,6 +29,7 @@ use crate::bearer::check_token_chars;
 use crate::config::AuthConfig;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
 use crate::principal::{ClaimMapping, Principal, PrincipalKind, TokenClaims};
+use crate::revocation::RevocationStore;
 use crate::verify::unix_now;
 
 /// The body of `POST /v1/authorize`, field for field as Lerian's `lib-auth` sends it.
@@ -230,12 +233,15 @@ struct RemoteInner {
     leeway_secs: u64,
     tokens: moka::sync::Cache<Arc<str>, Arc<TokenEntry>, RandomState>,
     flights: Flights,
+    /// Sessions and subjects revoked since, from the feed: checked on every cached answer.
+    revocations: Arc<RevocationStore>,
 }
 
 impl RemoteAuthorizer {
     pub(crate) fn new(
         config: &AuthConfig,
         client: reqwest::Client,
+        revocations: Arc<RevocationStore>,
     ) -> Result<RemoteAuthorizer, ConfigError> {
         let host = config.host.as_deref().ok_or(ConfigError::Missing {
             variable: "PLUGIN_AUTH_HOST",
@@ -257,6 +263,7 @@ impl RemoteAuthorizer {
                     })
                     .build_with_hasher(RandomState::default()),
                 flights: Mutex::new(HashMap::default()),
+                revocations,
             }),
         })
     }
@@ -275,8 +282,14 @@ impl RemoteAuthorizer {
         permission: Option<&Permission>,
     ) -> Check {
         let entry = self.inner.tokens.get(token);
-        if let Some(answer) = entry.as_ref().and_then(|e| e.cached(permission)) {
-            return Check::Done(answer);
+        if let Some(entry) = &entry {
+            if let Err(revoked) = self.inner.revocations.check(&entry.principal) {
+                self.inner.tokens.invalidate(token);
+                return Check::Done(Err(revoked));
+            }
+            if let Some(answer) = entry.cached(permission) {
+                return Check::Done(answer);
+            }
         }
         let principal = match entry
             .map(|e| e.principal.clone())
@@ -399,7 +412,11 @@ impl RemoteAuthorizer {
     ) -> Result<(bool, bool), AuthError> {
         let owner = principal.owner().unwrap_or("lerian");
         let sub = match principal.kind() {
-            PrincipalKind::User => format!("{owner}/{}", principal.subject()),
+            // Lerian's `<owner>/<username>`; the id when the token names no user.
+            PrincipalKind::User => format!(
+                "{owner}/{}",
+                principal.name().unwrap_or(principal.subject())
+            ),
             PrincipalKind::Application => format!("{owner}/{}-editor-role", p.product),
         };
         let body = AuthorizeRequest {

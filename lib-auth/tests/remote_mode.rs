@@ -152,8 +152,13 @@ fn lerian_sub(claims: &Map<String, Value>, product: &str) -> String {
     if claims.get("type").and_then(Value::as_str) == Some("application") {
         format!("{owner}/{product}-editor-role")
     } else {
-        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
-        format!("{owner}/{sub}")
+        // The username (`name`), falling back to the id when the token names no user.
+        let name = claims
+            .get("name")
+            .or_else(|| claims.get("sub"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        format!("{owner}/{name}")
     }
 }
 
@@ -433,8 +438,10 @@ async fn sub_follows_the_owner_claim_and_applications_use_the_product_editor_rol
     .await;
     let app = start_app(remote_config(&fake.url)).await;
 
+    // Lerian's `<owner>/<name>`: the username, not the user's id.
     let mut claims = user_claims("user-2", &[]);
     claims["owner"] = json!("acme");
+    claims["name"] = json!("maria");
     let user = key.sign(&claims);
     let r = app
         .send(
@@ -463,7 +470,7 @@ async fn sub_follows_the_owner_claim_and_applications_use_the_product_editor_rol
     assert_eq!(
         subs,
         [
-            json!("acme/user-2"),
+            json!("acme/maria"),
             json!("lerian/plugin-fees-editor-role"),
             json!("lerian/no-owner")
         ]

@@ -1,0 +1,26 @@
+//! The harness of the end-to-end tests: the workspace's own binaries, built by cargo and run
+//! as real processes on loopback ports, each server over a database in its own temp directory,
+//! and a small JSON-over-HTTP client to drive them.
+//!
+//! - [`binary`] builds a binary of the workspace (once per test process) and gives its path.
+//! - [`AuthServer`] runs `lib-auth-server`; [`Ledger`] runs the example ledger against it.
+//! - [`Http`] sends requests and reads answers as [`Answer`]s.
+
+#![deny(missing_docs)]
+
+mod binary;
+mod http;
+mod ledger;
+mod process;
+mod server;
+
+pub use binary::binary;
+pub use http::{Answer, Http};
+pub use ledger::{Ledger, LedgerMode};
+pub use process::Process;
+pub use server::{ADMIN_PASSWORD, AuthServer};
+
+/// Prints one step of a flow, so that a run with `--nocapture` shows what was checked.
+pub fn step(flow: &str, text: &str) {
+    println!("[{flow}] {text}");
+}

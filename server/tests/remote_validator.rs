@@ -1,0 +1,77 @@
+//! lib-auth in remote mode against the real server: decisions are cached, and the revocation
+//! feed drops the cached answers about a token whose session ended, within its poll interval.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, bearer_headers};
+
+const POLL: Duration = Duration::from_millis(200);
+
+fn remote_validator(server: &TestServer, credentials: Option<(String, String)>) -> lib_auth::Auth {
+    let mut config = lib_auth::AuthConfig::default()
+        .enabled(true)
+        .mode(lib_auth::Mode::Remote)
+        .host(server.base.clone())
+        .revocation_poll_interval(POLL);
+    if let Some((id, secret)) = credentials {
+        config = config.client_id(id).client_secret(secret);
+    }
+    lib_auth::Auth::new(config).expect("remote-mode validator")
+}
+
+#[tokio::test]
+async fn a_logout_drops_the_cached_answers_of_a_remote_validator_within_its_poll_interval() {
+    let server = TestServer::start().await;
+    let credentials = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    let validator = remote_validator(&server, Some(credentials));
+    let without_feed = remote_validator(&server, None);
+    let login = server.login_admin().await;
+    let token = login["accessToken"].as_str().expect("access token");
+    for auth in [&validator, &without_feed] {
+        auth.authenticate_headers(&bearer_headers(token))
+            .await
+            .expect("a fresh token is taken (and its answer cached)");
+    }
+    tokio::time::sleep(POLL * 2).await;
+
+    let logout = server
+        .http
+        .post(server.url("/v1/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(logout.status(), reqwest::StatusCode::NO_CONTENT);
+
+    let start = Instant::now();
+    while validator
+        .authenticate_headers(&bearer_headers(token))
+        .await
+        .is_ok()
+    {
+        assert!(
+            start.elapsed() < POLL * 3,
+            "the remote validator still answers from its cache {:?} after the logout",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Without the feed, the cached answer stands until PLUGIN_AUTH_CACHE_TTL (documented); the
+    // Auth service itself refuses the token at once.
+    assert!(
+        without_feed
+            .authenticate_headers(&bearer_headers(token))
+            .await
+            .is_ok()
+    );
+    without_feed.forget_token(token);
+    assert!(
+        without_feed
+            .authenticate_headers(&bearer_headers(token))
+            .await
+            .is_err(),
+        "asked afresh, the Auth service refuses the ended session"
+    );
+}
