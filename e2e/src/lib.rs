@@ -20,7 +20,9 @@ pub use ledger::{Ledger, LedgerMode};
 pub use process::Process;
 pub use server::{ADMIN_PASSWORD, AuthServer};
 
-/// Prints one step of a flow, so that a run with `--nocapture` shows what was checked.
+/// Prints one step of a flow on stderr as it happens. Written to the stream itself, not with
+/// `eprintln!`, which the test harness captures: a plain `cargo test` shows every step.
 pub fn step(flow: &str, text: &str) {
-    println!("[{flow}] {text}");
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "    e2e [{flow}] {text}");
 }

@@ -40,6 +40,12 @@ fn free_port() -> u16 {
 impl AuthServer {
     /// Builds and starts the server over a new database; returns once both listeners answer.
     pub async fn start() -> AuthServer {
+        AuthServer::start_with(&[]).await
+    }
+
+    /// [`start`](Self::start) with more settings (`AUTH_*` variables), which win over the
+    /// harness's own.
+    pub async fn start_with(settings: &[(&'static str, &str)]) -> AuthServer {
         let binary = binary("lib-auth-server", "lib-auth-server");
         let dir = tempfile::tempdir().expect("temp dir");
         for attempt in 1..=3 {
@@ -56,6 +62,15 @@ impl AuthServer {
                 ("AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
                 ("RUST_LOG", "warn".to_owned()),
             ];
+            let env: Vec<_> = env
+                .into_iter()
+                .filter(|(name, _)| settings.iter().all(|(given, _)| given != name))
+                .chain(
+                    settings
+                        .iter()
+                        .map(|(name, value)| (*name, (*value).to_owned())),
+                )
+                .collect();
             let mut process =
                 Process::start("lib-auth-server", &binary, &["serve"], &env, dir.path());
             // A lost port race ends the process with a bind error, and `wait_for_line`
