@@ -33,6 +33,18 @@ impl Ledger {
         credentials: (&str, &str),
         poll: Duration,
     ) -> Ledger {
+        Ledger::start_with(server, mode, credentials, poll, &[]).await
+    }
+
+    /// [`start`](Self::start) with more settings (`VALKEY_URL`, `PLUGIN_AUTH_*`), which win
+    /// over the harness's own.
+    pub async fn start_with(
+        server: &AuthServer,
+        mode: LedgerMode,
+        credentials: (&str, &str),
+        poll: Duration,
+        settings: &[(&'static str, &str)],
+    ) -> Ledger {
         let binary = binary("lib-auth-examples", "ledger");
         let mode_name = match mode {
             LedgerMode::Local => "local",
@@ -51,8 +63,17 @@ impl Ledger {
             ),
             ("RUST_LOG", "warn".to_owned()),
         ];
+        let env: Vec<_> = env
+            .into_iter()
+            .filter(|(name, _)| settings.iter().all(|(given, _)| given != name))
+            .chain(
+                settings
+                    .iter()
+                    .map(|(name, value)| (*name, (*value).to_owned())),
+            )
+            .collect();
         let mut process = Process::start(
-            &format!("ledger-{mode_name}"),
+            &format!("ledger-{mode_name}-{}", credentials.0),
             &binary,
             &[],
             &env,

@@ -17,6 +17,7 @@ use crate::layer::{AuthenticateLayer, RequireLayer, error_response};
 use crate::m2m::{ApplicationToken, ApplicationTokenError};
 use crate::policy::Policy;
 use crate::principal::Principal;
+use crate::push::{Subscription, revocation_channel};
 use crate::remote::RemoteAuthorizer;
 use crate::revocation::{Revocation, RevocationStore};
 use crate::sync::{Feeds, LocalPolicy, PolicySlot, Poller};
@@ -205,6 +206,11 @@ fn revocation_feed(
         interval: config.revocation_poll_interval,
         store: store.clone(),
         policy,
+        push: config.valkey_url.as_ref().map(|url| Subscription {
+            url: url.clone(),
+            channel: revocation_channel(&config.valkey_prefix),
+        }),
+        wake: Arc::new(tokio::sync::Notify::new()),
     })))
 }
 

@@ -112,8 +112,13 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
     /// Clock skew allowed on `exp`/`nbf`/`iat` (`PLUGIN_AUTH_LEEWAY`). Default 30 s.
     pub leeway: Duration,
-    /// `VALKEY_URL`: shared cache (`redis://…`). Default none: in-process caches only.
+    /// `VALKEY_URL` (`redis://…`): with it, revocations published by the Auth service over
+    /// Valkey pub/sub are applied the moment they are published (the revocation feed stays the
+    /// fallback; needs the client credentials). Default none: in-process state only.
     pub valkey_url: Option<String>,
+    /// `VALKEY_PREFIX`: the namespace of every key and channel in Valkey, shared with the Auth
+    /// service. Default `lib-auth`.
+    pub valkey_prefix: String,
     /// Where roles and groups are read from in the claims (`PLUGIN_AUTH_ROLES_CLAIM`,
     /// `PLUGIN_AUTH_GROUPS_CLAIM`). Default `roles` and `groups`.
     pub claim_mapping: ClaimMapping,
@@ -151,6 +156,7 @@ impl Default for AuthConfig {
             cache_ttl: Duration::from_secs(30),
             leeway: Duration::from_secs(30),
             valkey_url: None,
+            valkey_prefix: "lib-auth".to_owned(),
             claim_mapping: ClaimMapping::default(),
             accept_plain_jwt: false,
             max_token_bytes: 8 * 1024,
@@ -160,6 +166,15 @@ impl Default for AuthConfig {
             jwks_max_age: Duration::from_secs(300),
         }
     }
+}
+
+/// Whether `prefix` can name keys and channels in Valkey: 1 to 64 of letters, digits and
+/// `-_.:`.
+pub fn is_valkey_prefix(prefix: &str) -> bool {
+    (1..=64).contains(&prefix.len())
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
 macro_rules! setter {
@@ -204,6 +219,10 @@ impl AuthConfig {
         cache_ttl: Duration);
     setter!(/// Sets [`AuthConfig::leeway`].
         leeway: Duration);
+    setter!(/// Sets [`AuthConfig::valkey_url`].
+        valkey_url: option String);
+    setter!(/// Sets [`AuthConfig::valkey_prefix`].
+        valkey_prefix: String);
     setter!(/// Sets [`AuthConfig::claim_mapping`].
         claim_mapping: ClaimMapping);
     setter!(/// Sets [`AuthConfig::accept_plain_jwt`].
@@ -294,6 +313,9 @@ impl AuthConfig {
             }
         }
         c.valkey_url = get("VALKEY_URL");
+        if let Some(v) = get("VALKEY_PREFIX") {
+            c.valkey_prefix = v.trim().to_owned();
+        }
         if let Some(v) = get("PLUGIN_AUTH_ROLES_CLAIM") {
             c.claim_mapping.roles_path = split_path(&v);
         }
@@ -330,14 +352,21 @@ impl AuthConfig {
             }
         }
         if let Some(url) = &self.valkey_url
-            && !["redis://", "rediss://", "valkey://"]
+            && !["redis://", "rediss://", "valkey://", "valkeys://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme))
         {
             return Err(invalid(
                 "VALKEY_URL",
                 &redact_url(url),
-                "a redis://, rediss:// or valkey:// URL",
+                "a redis://, rediss://, valkey:// or valkeys:// URL",
+            ));
+        }
+        if !is_valkey_prefix(&self.valkey_prefix) {
+            return Err(invalid(
+                "VALKEY_PREFIX",
+                &self.valkey_prefix,
+                "1 to 64 letters, digits, '-', '_', '.' or ':'",
             ));
         }
         if self.leeway > MAX_LEEWAY {

@@ -64,6 +64,7 @@ mod layer;
 mod m2m;
 mod policy;
 mod principal;
+mod push;
 mod remote;
 mod revocation;
 mod sync;
@@ -72,7 +73,7 @@ mod verify;
 pub use action::{Action, UnknownAction};
 pub use auth::{Auth, ErrorResponder};
 pub use bearer::bearer_token;
-pub use config::{AuthConfig, Mode, PolicySource, Secret};
+pub use config::{AuthConfig, Mode, PolicySource, Secret, is_valkey_prefix};
 pub use decision::{CompiledPolicy, Decision, DenyReason};
 pub use error::{AuthError, ConfigError, InvalidTokenReason, PolicyError};
 pub use grpc::{GrpcPolicy, GrpcRequire, GrpcRequireLayer, grpc_error_response};
@@ -83,6 +84,7 @@ pub use layer::{
 pub use m2m::{ApplicationToken, ApplicationTokenError};
 pub use policy::{Group, MIDAZ_POLICY_JSON, Permission, Policy, Role};
 pub use principal::{ClaimMapping, Principal, PrincipalKind};
+pub use push::{MESSAGE_VERSION as REVOCATION_MESSAGE_VERSION, revocation_channel};
 pub use verify::TokenVerifier;
 
 /// Re-exported so that keys can be built without depending on `jsonwebtoken` directly.

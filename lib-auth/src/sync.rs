@@ -44,11 +44,13 @@ use http::header::{ACCEPT, ETAG, IF_NONE_MATCH};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use crate::decision::{CompiledPolicy, Decision};
 use crate::m2m::ApplicationToken;
 use crate::policy::Policy;
 use crate::principal::{Principal, numeric_date};
+use crate::push::Subscription;
 use crate::revocation::{Revocation, RevocationStore, next_generation};
 
 /// The largest revocation page read (a page of 10 000 entries is about 1 MiB).
@@ -240,14 +242,26 @@ pub(crate) struct Feeds {
     pub(crate) store: Arc<RevocationStore>,
     /// With `PLUGIN_AUTH_POLICY=server`.
     pub(crate) policy: Option<Arc<PolicySlot>>,
+    /// With `VALKEY_URL`: revocations pushed over pub/sub, besides the polls.
+    pub(crate) push: Option<Subscription>,
+    /// Cuts the pause before the next poll short.
+    pub(crate) wake: Arc<Notify>,
 }
 
-/// The background task of one `Auth`: started once, aborted on drop.
+impl Feeds {
+    /// Polls at once rather than at the end of the current pause.
+    pub(crate) fn poll_now(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The background tasks of one `Auth` (the poll, and the pub/sub listener with
+/// `VALKEY_URL`): started once, aborted on drop.
 #[derive(Debug)]
 pub(crate) struct Poller {
     feeds: Arc<Feeds>,
     started: AtomicBool,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Poller {
@@ -255,7 +269,7 @@ impl Poller {
         Poller {
             feeds: Arc::new(feeds),
             started: AtomicBool::new(false),
-            task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -276,20 +290,28 @@ impl Poller {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let handle = runtime.spawn(run(Arc::downgrade(&self.feeds)));
-        if let Ok(mut task) = self.task.lock() {
-            *task = Some(handle.abort_handle());
+        let mut handles = vec![
+            runtime
+                .spawn(run(Arc::downgrade(&self.feeds)))
+                .abort_handle(),
+        ];
+        if let Some(subscription) = &self.feeds.push {
+            let listener = crate::push::run(subscription.clone(), Arc::downgrade(&self.feeds));
+            handles.push(runtime.spawn(listener).abort_handle());
+        }
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.extend(handles);
         }
     }
 }
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        let task = match self.task.get_mut() {
-            Ok(task) => task.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
+        let tasks = match self.tasks.get_mut() {
+            Ok(tasks) => std::mem::take(tasks),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
         };
-        if let Some(task) = task {
+        for task in tasks {
             task.abort();
         }
     }
@@ -303,20 +325,23 @@ async fn run(feeds: Weak<Feeds>) {
             return;
         };
         current.tick(&mut state).await;
-        let pause = current.interval;
+        let (pause, wake) = (current.interval, current.wake.clone());
         drop(current);
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = wake.notified() => {}
+        }
     }
 }
 
 /// An outage of one source: logged at WARN when it starts, at INFO when it ends.
 #[derive(Debug, Default)]
-struct Outage {
+pub(crate) struct Outage {
     down: bool,
 }
 
 impl Outage {
-    fn failed(&mut self, source: &'static str, consequence: &'static str, detail: &str) {
+    pub(crate) fn failed(&mut self, source: &'static str, consequence: &'static str, detail: &str) {
         if self.down {
             tracing::debug!(source, error = %detail, "still failing");
         } else {
@@ -325,7 +350,7 @@ impl Outage {
         }
     }
 
-    fn recovered(&mut self, source: &'static str) {
+    pub(crate) fn recovered(&mut self, source: &'static str) {
         if self.down {
             self.down = false;
             tracing::info!(source, "answering again");
@@ -380,7 +405,7 @@ struct Page {
 
 /// The revocations of one feed item: a session, a subject, or both; `None` for an item that
 /// names neither or has no usable `expiresAt`.
-fn revocations_of(item: &Value) -> Option<Vec<Revocation>> {
+pub(crate) fn revocations_of(item: &Value) -> Option<Vec<Revocation>> {
     let item = item.as_object()?;
     let text = |name: &str| {
         item.get(name)

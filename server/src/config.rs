@@ -71,6 +71,12 @@ pub struct ServerConfig {
     /// 10 s); a connection that takes longer is closed, so half-written requests cannot hold
     /// connections open.
     pub header_read_timeout: Duration,
+    /// Valkey (`VALKEY_URL`, `redis://…`; may carry a password): new revocations are
+    /// published there for every subscribed validator. Unset: validators poll the feed.
+    pub valkey_url: Option<Secret>,
+    /// Namespace of the keys and channels in Valkey (`VALKEY_PREFIX`, default `lib-auth`);
+    /// validators must use the same.
+    pub valkey_prefix: String,
     /// Password hashes computed at once (`AUTH_PASSWORD_HASH_CONCURRENCY`, default 2): bounds
     /// the CPU a login flood can take from the rest of the server.
     pub password_hash_concurrency: usize,
@@ -96,6 +102,8 @@ impl Default for ServerConfig {
             throttle_max_failures: 5,
             throttle_window: Duration::from_secs(60),
             password_hash_concurrency: 2,
+            valkey_url: None,
+            valkey_prefix: "lib-auth".to_owned(),
             header_read_timeout: Duration::from_secs(10),
         }
     }
@@ -202,6 +210,33 @@ impl ServerConfig {
                     invalid("AUTH_PASSWORD_HASH_CONCURRENCY", &v, "an integer in 1..=64")
                 })?;
         }
+        if let Some(v) = lookup("VALKEY_URL").filter(|v| !v.trim().is_empty()) {
+            let v = v.trim();
+            if !["redis://", "rediss://", "valkey://", "valkeys://"]
+                .iter()
+                .any(|scheme| v.starts_with(scheme))
+            {
+                // Only the scheme is shown: the rest may hold a password.
+                let scheme = v.split_once("://").map_or("(no scheme)", |(s, _)| s);
+                return Err(invalid(
+                    "VALKEY_URL",
+                    scheme,
+                    "a redis://, rediss://, valkey:// or valkeys:// URL",
+                ));
+            }
+            config.valkey_url = Some(Secret::new(v.to_owned()));
+        }
+        if let Some(v) = get("VALKEY_PREFIX") {
+            let v = v.trim();
+            if !lib_auth::is_valkey_prefix(v) {
+                return Err(invalid(
+                    "VALKEY_PREFIX",
+                    v,
+                    "1 to 64 letters, digits, '-', '_', '.' or ':'",
+                ));
+            }
+            config.valkey_prefix = v.to_owned();
+        }
         Ok(config)
     }
 }
@@ -292,6 +327,7 @@ mod tests {
             ("AUTH_ISSUER", "localhost:4000"),
             ("AUTH_BIND_ADDRESS", "everywhere"),
             ("AUTH_AUDIENCE", "midaz ledger"),
+            ("VALKEY_PREFIX", "has space"),
         ] {
             let message = from(&[(name, value)]).expect_err(name).to_string();
             assert!(

@@ -17,6 +17,7 @@ pub mod keys;
 mod memory;
 pub mod operator;
 pub mod password;
+pub mod push;
 pub mod revocation_index;
 pub mod secret;
 pub mod serve;

@@ -51,18 +51,18 @@ impl RevocationIndex {
         entries.subjects.get(sub).map(|(not_before, _)| *not_before)
     }
 
-    fn apply(&self, items: Vec<Revocation>) {
+    fn apply(&self, items: &[Revocation]) {
         let now = unix_now();
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         for item in items {
             entries.cursor = entries.cursor.max(item.id);
-            if let Some(sid) = item.sid {
-                entries.sessions.insert(sid, item.expires_at);
+            if let Some(sid) = &item.sid {
+                entries.sessions.insert(sid.clone(), item.expires_at);
             }
-            if let (Some(sub), Some(not_before)) = (item.sub, item.not_before) {
+            if let (Some(sub), Some(not_before)) = (&item.sub, item.not_before) {
                 let slot = entries
                     .subjects
-                    .entry(sub)
+                    .entry(sub.clone())
                     .or_insert((not_before, item.expires_at));
                 slot.0 = slot.0.max(not_before);
                 slot.1 = slot.1.max(item.expires_at);
@@ -74,8 +74,8 @@ impl RevocationIndex {
             .retain(|_, (_, expires_at)| *expires_at > now);
     }
 
-    /// Reads the entries written since the last sync.
-    pub async fn sync(&self, store: &Store) -> Result<(), StoreError> {
+    /// Reads the entries written since the last sync; answers them.
+    pub async fn sync(&self, store: &Store) -> Result<Vec<Revocation>, StoreError> {
         let cursor = self
             .entries
             .read()
@@ -84,8 +84,8 @@ impl RevocationIndex {
         let items = store
             .run(move |c| revocations_after(c, cursor, 10_000))
             .await?;
-        self.apply(items);
-        Ok(())
+        self.apply(&items);
+        Ok(items)
     }
 
     /// [`sync`](Self::sync) on the current thread (start-up).
@@ -96,7 +96,7 @@ impl RevocationIndex {
             .unwrap_or_else(|p| p.into_inner())
             .cursor;
         let items = store.run_now(|c| revocations_after(c, cursor, i64::MAX))?;
-        self.apply(items);
+        self.apply(&items);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeyRingError};
 use crate::keys::KeyEncryptionKey;
 use crate::password::Passwords;
+use crate::push::Publisher;
 use crate::revocation_index::RevocationIndex;
 use crate::store::keys::key_table_version;
 use crate::store::{Store, load_policy};
@@ -32,6 +33,8 @@ struct Inner {
     revocations: RevocationIndex,
     throttle: Throttle,
     passwords: Passwords,
+    /// With `VALKEY_URL`.
+    publisher: Option<Publisher>,
 }
 
 /// The state could not be built at start.
@@ -65,6 +68,10 @@ impl AppState {
         revocations.sync_now(&store)?;
         let throttle = Throttle::new(config.throttle_max_failures, config.throttle_window);
         let passwords = Passwords::new(config.password_hash_concurrency);
+        let publisher = config
+            .valkey_url
+            .as_ref()
+            .map(|url| Publisher::new(url.expose(), &config.valkey_prefix));
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -75,6 +82,7 @@ impl AppState {
                 revocations,
                 throttle,
                 passwords,
+                publisher,
             }),
         })
     }
@@ -106,6 +114,16 @@ impl AppState {
     /// The live revocations.
     pub fn revocations(&self) -> &RevocationIndex {
         &self.inner.revocations
+    }
+
+    /// Reads the revocations written since the last sync into the index (the server's own
+    /// checks refuse their tokens from now on) and publishes them to Valkey, if configured.
+    pub async fn sync_revocations(&self) -> Result<(), crate::store::StoreError> {
+        let items = self.inner.revocations.sync(&self.inner.store).await?;
+        if let Some(publisher) = &self.inner.publisher {
+            publisher.publish(&items);
+        }
+        Ok(())
     }
 
     /// The failed-attempt counters.
@@ -187,6 +205,9 @@ impl AppState {
     /// Background upkeep until the process ends: revocations every second, keys every five,
     /// purges of expired rows every hour.
     pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
+        if let Some(publisher) = &self.inner.publisher {
+            publisher.start();
+        }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -195,7 +216,7 @@ impl AppState {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let state = AppState { inner };
-                if let Err(e) = state.revocations().sync(state.store()).await {
+                if let Err(e) = state.sync_revocations().await {
                     tracing::warn!(error = %e, "revocation sync failed");
                 }
                 if ticks.is_multiple_of(5)

@@ -253,11 +253,7 @@ async fn refresh_grant(
         RefreshOutcome::Rotated(session) => session,
         RefreshOutcome::Reused => {
             tracing::warn!("a used refresh token was presented again: its session was ended");
-            state
-                .revocations()
-                .sync(state.store())
-                .await
-                .map_err(ApiError::internal)?;
+            state.sync_revocations().await.map_err(ApiError::internal)?;
             return Err(ApiError::InvalidRefreshToken);
         }
         RefreshOutcome::Invalid => return Err(ApiError::InvalidRefreshToken),

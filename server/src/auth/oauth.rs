@@ -238,8 +238,7 @@ pub async fn revoke(
             .await
             .map_err(|e| OAuthError::Server(e.to_string()))?;
         state
-            .revocations()
-            .sync(state.store())
+            .sync_revocations()
             .await
             .map_err(|e| OAuthError::Server(e.to_string()))?;
     }

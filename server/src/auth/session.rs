@@ -77,11 +77,7 @@ pub async fn logout(
         .run(move |c| end_session(c, &ended, horizon))
         .await
         .map_err(ApiError::internal)?;
-    state
-        .revocations()
-        .sync(state.store())
-        .await
-        .map_err(ApiError::internal)?;
+    state.sync_revocations().await.map_err(ApiError::internal)?;
     tracing::info!(sub = %subject, %sid, "logged out");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -352,8 +352,7 @@ pub fn query_map(raw: Option<&str>) -> Result<HashMap<String, String>, IdentityE
 /// check already refuses what was revoked.
 pub async fn sync_revocations(state: &AppState) -> Result<(), IdentityError> {
     state
-        .revocations()
-        .sync(state.store())
+        .sync_revocations()
         .await
         .map_err(IdentityError::internal)
 }

@@ -1,0 +1,254 @@
+//! Revocations pushed over Valkey pub/sub, against a real Redis-protocol server: the CI
+//! machine's on 127.0.0.1:6379 (`LIB_AUTH_TEST_VALKEY_URL` to use another), each test under a
+//! key prefix of its own; and, for the outage tests, a `redis-server` process of the test's
+//! own, killed and restarted. Validators poll the feed only once a minute here, so a refusal
+//! within a second can only have come by push, or by the poll run at once on resubscribing.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, bearer_headers};
+use lib_auth::{Auth, AuthConfig, Mode, Secret};
+
+/// A poll interval no test waits for.
+const SLOW_POLL: Duration = Duration::from_secs(60);
+
+fn shared_valkey() -> String {
+    std::env::var("LIB_AUTH_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A prefix no other test (or run) uses.
+fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("lib-auth-test-{test}-{}-{nanos}", std::process::id())
+}
+
+async fn server_with(url: &str, prefix: &str) -> TestServer {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    TestServer::start_with(move |c| {
+        c.valkey_url = Some(Secret::new(url));
+        c.valkey_prefix = prefix;
+    })
+    .await
+}
+
+/// A validator of `server` in `mode`, subscribed to `url` under `prefix`, polling every `poll`.
+async fn validator(
+    server: &TestServer,
+    mode: Mode,
+    url: &str,
+    prefix: &str,
+    poll: Duration,
+) -> Auth {
+    let (client_id, client_secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    Auth::new(
+        AuthConfig::default()
+            .enabled(true)
+            .mode(mode)
+            .host(server.base.clone())
+            .issuer(server.config.issuer.clone())
+            .client_id(client_id)
+            .client_secret(client_secret)
+            .revocation_poll_interval(poll)
+            .valkey_url(url)
+            .valkey_prefix(prefix.to_owned()),
+    )
+    .expect("validator")
+}
+
+async fn accepts(validator: &Auth, token: &str) -> bool {
+    validator
+        .authenticate_headers(&bearer_headers(token))
+        .await
+        .is_ok()
+}
+
+/// Polls until `validator` refuses `token`; how long it took, or `None` after `limit`.
+async fn refused_within(validator: &Auth, token: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while accepts(validator, token).await {
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Some(start.elapsed())
+}
+
+async fn logout(server: &TestServer, token: &str) {
+    let answer = server
+        .http
+        .post(server.url("/v1/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT);
+}
+
+async fn fresh_token(server: &TestServer) -> String {
+    server.login_admin().await["accessToken"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// Starts the validator's background tasks with one check, then gives its subscription time
+/// to be in place.
+async fn settle(validator: &Auth, server: &TestServer) {
+    let warm = fresh_token(server).await;
+    assert!(accepts(validator, &warm).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_logout_is_pushed_to_local_and_remote_validators_within_a_second() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("push"));
+    let server = server_with(&url, &prefix).await;
+    for mode in [Mode::Local, Mode::Remote] {
+        let validator = validator(&server, mode, &url, &prefix, SLOW_POLL).await;
+        settle(&validator, &server).await;
+        let token = fresh_token(&server).await;
+        assert!(accepts(&validator, &token).await, "{mode:?}: a fresh token");
+        logout(&server, &token).await;
+        let took = refused_within(&validator, &token, Duration::from_secs(1)).await;
+        assert!(
+            took.is_some(),
+            "{mode:?}: the logout was not pushed within 1 s"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_prefix_hears_nothing() {
+    let url = shared_valkey();
+    let server = server_with(&url, &unique_prefix("publisher")).await;
+    let validator = validator(
+        &server,
+        Mode::Local,
+        &url,
+        &unique_prefix("listener"),
+        SLOW_POLL,
+    )
+    .await;
+    settle(&validator, &server).await;
+    let token = fresh_token(&server).await;
+    assert!(accepts(&validator, &token).await);
+    logout(&server, &token).await;
+    assert!(
+        refused_within(&validator, &token, Duration::from_millis(800))
+            .await
+            .is_none(),
+        "a validator under another prefix must not apply this server's revocations"
+    );
+}
+
+#[tokio::test]
+async fn with_valkey_unreachable_the_server_serves_and_validators_fall_back_to_polling() {
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        format!(
+            "redis://127.0.0.1:{}",
+            listener.local_addr().expect("address").port()
+        )
+    };
+    let prefix = unique_prefix("down");
+    let server = server_with(&closed, &prefix).await;
+    let poll = Duration::from_millis(300);
+    let validator = validator(&server, Mode::Local, &closed, &prefix, poll).await;
+    let token = fresh_token(&server).await;
+    assert!(accepts(&validator, &token).await);
+    logout(&server, &token).await;
+    let took = refused_within(&validator, &token, poll * 4).await;
+    assert!(took.is_some(), "the poll did not take over from the push");
+}
+
+/// A `redis-server` of the test's own on `port`, keeping nothing on disk.
+fn start_redis(port: u16) -> Child {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (apt-get install redis-server; .ci/run does it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[tokio::test]
+async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = unique_prefix("restart");
+    let mut redis = start_redis(port);
+    let server = server_with(&url, &prefix).await;
+    let validator = validator(&server, Mode::Local, &url, &prefix, SLOW_POLL).await;
+    settle(&validator, &server).await;
+
+    let before = fresh_token(&server).await;
+    assert!(accepts(&validator, &before).await);
+    logout(&server, &before).await;
+    assert!(
+        refused_within(&validator, &before, Duration::from_secs(1))
+            .await
+            .is_some()
+    );
+
+    redis.kill().expect("redis-server killed");
+    let _ = redis.wait();
+    // Valkey gone: the server still logs users in, the validator still serves them, and what
+    // it knew to be revoked stays refused.
+    let during = fresh_token(&server).await;
+    assert!(
+        accepts(&validator, &during).await,
+        "service continues without Valkey"
+    );
+    assert!(!accepts(&validator, &before).await, "never fails open");
+    // A logout while Valkey is down is published to nobody…
+    logout(&server, &during).await;
+
+    let mut redis = start_redis(port);
+    // …and reaches the validator when it resubscribes and polls at once to catch up.
+    assert!(
+        refused_within(&validator, &during, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "the logout made during the outage was not caught up after Valkey came back"
+    );
+    // Pushes flow again.
+    let after = fresh_token(&server).await;
+    assert!(accepts(&validator, &after).await);
+    logout(&server, &after).await;
+    assert!(
+        refused_within(&validator, &after, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "no push after Valkey came back"
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
