@@ -810,6 +810,23 @@ async fn the_binary_exits_with_the_message_on_a_bad_setting() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // A value that is not UTF-8 is not taken for unset (which would disable auth).
+    use std::os::unix::ffi::OsStrExt;
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        ledger_binary()
+            .env(
+                "PLUGIN_AUTH_ENABLED",
+                std::ffi::OsStr::from_bytes(b"tru\xe9"),
+            )
+            .output(),
+    )
+    .await
+    .expect("the ledger exits at once")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("PLUGIN_AUTH_ENABLED"), "{stderr}");
 }
 
 #[tokio::test]

@@ -252,8 +252,10 @@ impl AuthConfig {
 
     /// Reads every `PLUGIN_AUTH_*` variable (and `VALKEY_URL`) from the process environment,
     /// then [validates](AuthConfig::validate). Unset variables keep their defaults.
+    /// A value that is not UTF-8 is read lossily, so that it fails validation naming its
+    /// variable rather than passing for unset (an unset `PLUGIN_AUTH_ENABLED` disables).
     pub fn from_env() -> Result<AuthConfig, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
 
     /// [`from_env`](AuthConfig::from_env) with another source of variables (tests, files).
@@ -360,6 +362,19 @@ impl AuthConfig {
                 "VALKEY_URL",
                 &redact_url(url),
                 "a redis://, rediss://, valkey:// or valkeys:// URL",
+            ));
+        }
+        if let Some(audience) = &self.audience
+            && (audience.len() > 256
+                || audience.is_empty()
+                || audience
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(invalid(
+                "PLUGIN_AUTH_AUDIENCE",
+                audience,
+                "one audience of 1 to 256 characters, without spaces",
             ));
         }
         if !is_valkey_prefix(&self.valkey_prefix) {

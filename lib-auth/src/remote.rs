@@ -30,7 +30,7 @@ use crate::config::AuthConfig;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
 use crate::principal::{ClaimMapping, Principal, PrincipalKind, TokenClaims};
 use crate::revocation::RevocationStore;
-use crate::verify::unix_now;
+use crate::verify::{check_audience, unix_now};
 
 /// The body of `POST /v1/authorize`, field for field as Lerian's `lib-auth` sends it.
 #[derive(Debug, Serialize)]
@@ -231,6 +231,8 @@ struct RemoteInner {
     cache_ttl: Duration,
     mapping: ClaimMapping,
     leeway_secs: u64,
+    /// `PLUGIN_AUTH_AUDIENCE`.
+    audience: Option<String>,
     tokens: moka::sync::Cache<Arc<str>, Arc<TokenEntry>, RandomState>,
     flights: Flights,
     /// Sessions and subjects revoked since, from the feed: checked on every cached answer.
@@ -256,6 +258,7 @@ impl RemoteAuthorizer {
                 cache_ttl: config.cache_ttl,
                 mapping: config.claim_mapping.clone(),
                 leeway_secs: config.leeway.as_secs(),
+                audience: config.audience.clone(),
                 tokens: moka::sync::Cache::builder()
                     .max_capacity(config.cache_capacity)
                     .expire_after(WhileUsed {
@@ -326,6 +329,11 @@ impl RemoteAuthorizer {
         // `exp`, `type`, …) is refused rather than resolved by "the last one wins".
         let claims: TokenClaims =
             serde_json::from_slice(&json).map_err(|_| AuthError::from(R::Malformed))?;
+        // The service verifies the signature; the audience this service requires is checked
+        // here, as local mode does (PLUGIN_AUTH_AUDIENCE).
+        if let Some(audience) = &self.inner.audience {
+            check_audience(claims.aud.as_ref(), audience)?;
+        }
         let principal = Principal::from_token(claims, &json, &self.inner.mapping)
             .ok_or(AuthError::from(R::MissingClaim))?;
         if principal

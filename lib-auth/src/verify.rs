@@ -319,14 +319,7 @@ impl TokenVerifier {
             }
         }
         if let Some(audience) = &self.audience {
-            let matches = match &claims.aud {
-                Some(Value::String(aud)) => aud == audience,
-                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-                _ => return Err(R::MissingClaim.into()),
-            };
-            if !matches {
-                return Err(R::WrongAudience.into());
-            }
+            check_audience(claims.aud.as_ref(), audience)?;
         }
         Ok(())
     }
@@ -343,5 +336,20 @@ impl TokenVerifier {
             None => self.accept_plain_jwt,
             Some(_) => false,
         }
+    }
+}
+
+/// Refuses a token whose `aud` (a string or an array of strings, RFC 7519 §4.1.3) does not
+/// name `audience`.
+pub(crate) fn check_audience(aud: Option<&Value>, audience: &str) -> Result<(), AuthError> {
+    let matches = match aud {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => return Err(InvalidTokenReason::MissingClaim.into()),
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(InvalidTokenReason::WrongAudience.into())
     }
 }

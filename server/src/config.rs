@@ -112,7 +112,11 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// The settings from the process environment.
     pub fn from_env() -> Result<ServerConfig, ConfigError> {
-        ServerConfig::from_lookup(|name| std::env::var(name).ok())
+        // A value that is not UTF-8 is read lossily, so that it fails validation naming its
+        // variable rather than passing for unset.
+        ServerConfig::from_lookup(|name| {
+            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+        })
     }
 
     /// The settings from `lookup` (variable → value), for tests and embedding.
@@ -145,7 +149,10 @@ impl ServerConfig {
         }
         if let Some(v) = get("AUTH_AUDIENCE") {
             let v = v.trim();
-            if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if v.len() > 256
+                || v.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '\u{fffd}')
+            {
                 return Err(invalid(
                     "AUTH_AUDIENCE",
                     v,
@@ -328,6 +335,8 @@ mod tests {
             ("AUTH_BIND_ADDRESS", "everywhere"),
             ("AUTH_AUDIENCE", "midaz ledger"),
             ("VALKEY_PREFIX", "has space"),
+            // What a value that is not UTF-8 reads as.
+            ("AUTH_AUDIENCE", "mid\u{fffd}az"),
         ] {
             let message = from(&[(name, value)]).expect_err(name).to_string();
             assert!(

@@ -30,9 +30,6 @@ pub enum ApiError {
     /// 403 AUT-0008: the caller may not do this.
     #[error("forbidden")]
     Forbidden,
-    /// 403 AUT-0008: the access token lacks the scope the endpoint needs (RFC 6750 §3.1).
-    #[error("the access token lacks the {0} scope")]
-    InsufficientScope(&'static str),
     /// 400 AUT-0013: unknown `grantType`.
     #[error("unsupported grant type {0:?}")]
     UnsupportedGrantType(String),
@@ -97,12 +94,6 @@ impl ApiError {
                 "AUT-0008",
                 "Forbidden",
                 "The caller may not perform this operation.".into(),
-            ),
-            E::InsufficientScope(scope) => (
-                StatusCode::FORBIDDEN,
-                "AUT-0008",
-                "Insufficient Scope",
-                format!("The access token was not granted the {scope} scope."),
             ),
             E::UnsupportedGrantType(_) => (
                 StatusCode::BAD_REQUEST,
@@ -180,12 +171,6 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
             }
-            ApiError::InsufficientScope(scope) => {
-                let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    headers.insert(header::WWW_AUTHENTICATE, value);
-                }
-            }
             _ => {}
         }
         response
@@ -257,7 +242,7 @@ impl From<ApiError> for OAuthError {
             E::InvalidClient => OAuthError::InvalidClient { basic: false },
             E::InvalidRefreshToken => OAuthError::InvalidGrant("invalid refresh token".into()),
             E::Throttled(d) => OAuthError::Throttled(d),
-            E::MissingToken | E::InvalidToken | E::Forbidden | E::InsufficientScope(_) => {
+            E::MissingToken | E::InvalidToken | E::Forbidden => {
                 OAuthError::InvalidRequest("invalid token".into())
             }
             E::Internal(detail) => OAuthError::Server(detail),

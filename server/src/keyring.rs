@@ -135,6 +135,10 @@ fn verifier(
         .leeway(std::time::Duration::from_secs(30))
         .policy(PolicySource::Document(Box::new(policy.clone())))
         .accept_plain_jwt(id_tokens);
+    // Access tokens carry this server's audience; ID tokens carry their client's.
+    if !id_tokens {
+        auth_config = auth_config.audience(config.audience.clone());
+    }
     for key in keys {
         auth_config = auth_config.static_key(key.clone());
     }

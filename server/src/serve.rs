@@ -1,6 +1,8 @@
 //! Serving a router on a listener, with the time limits a public listener needs: a client has
-//! `header_read_timeout` to send a request's headers, so connections opened and left
-//! half-written (slowloris) are closed instead of held for ever. (`axum::serve` sets no timer,
+//! `header_read_timeout` to send a request's headers, and as long again to send its body, so
+//! connections opened and left half-written (slowloris), or whose announced body never comes,
+//! are closed instead of held for ever. (A body late past its deadline fails to read: the
+//! handler answers it as an unreadable body, 400, and the connection is closed.) (`axum::serve` sets no timer,
 //! so hyper's header timeout never fires there.) Each request carries the peer's address as
 //! axum's `ConnectInfo`, which the throttle reads; shutdown stops accepting and lets the
 //! requests in flight finish.
@@ -57,7 +59,8 @@ pub async fn serve(
         let service = router
             .clone()
             .map_request(move |request: axum::http::Request<Incoming>| {
-                let mut request = request.map(Body::new);
+                let mut request =
+                    request.map(|body| Body::new(Deadline::new(body, header_read_timeout)));
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             })
@@ -80,4 +83,56 @@ pub async fn serve(
         tracing::warn!("requests still running after the shutdown grace period were cut");
     }
     Ok(())
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that fails once `deadline` has passed before its end arrived.
+    struct Deadline<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        deadline: tokio::time::Sleep,
+    }
+}
+
+impl<B> Deadline<B> {
+    fn new(inner: B, within: Duration) -> Deadline<B> {
+        Deadline {
+            inner,
+            deadline: tokio::time::sleep(within),
+        }
+    }
+}
+
+/// Why a late body failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTooSlow;
+
+impl<B> http_body::Body for Deadline<B>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if this.deadline.poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(BodyTooSlow.into())));
+        }
+        this.inner.poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

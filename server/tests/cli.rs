@@ -207,3 +207,33 @@ async fn applications_managed_by_the_cli_work_over_http() {
     let (ok, _, stderr) = cli_raw(&server, &["app", "create", "--name", "not-a-product"], None);
     assert!(!ok && stderr.contains("not a product"), "{stderr}");
 }
+
+#[test]
+fn a_setting_that_is_not_utf8_stops_the_start_naming_its_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    for variable in ["AUTH_PASSWORD_GRANT_ENABLED", "AUTH_AUDIENCE"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lib-auth-server"))
+            .arg("serve")
+            .env("AUTH_DB_PATH", dir.path().join("db"))
+            .env("AUTH_PORT", "0")
+            .env("IDENTITY_PORT", "0")
+            .env(variable, std::ffi::OsStr::from_bytes(b"fals\xe9"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{variable}: the server started with a value that is not UTF-8");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("output");
+        assert!(!output.status.success(), "{variable}: started anyway");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}

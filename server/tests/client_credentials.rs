@@ -154,4 +154,12 @@ async fn tokens_carry_the_configured_audience_and_a_validator_can_pin_it() {
         .authenticate_headers(&bearer_headers(&token))
         .await
         .expect_err("a token for another audience is refused");
+
+    // The server pins its own audience: after a change, tokens of the old one are refused.
+    let server = server.restart_with(|c| c.audience = "ledger".into()).await;
+    server.assert_token_refused(&token).await;
+    let (id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    server
+        .assert_token_accepted(&server.app_token(&id, &secret).await)
+        .await;
 }

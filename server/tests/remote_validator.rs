@@ -75,3 +75,44 @@ async fn a_logout_drops_the_cached_answers_of_a_remote_validator_within_its_poll
         "asked afresh, the Auth service refuses the ended session"
     );
 }
+
+#[tokio::test]
+async fn a_remote_validator_takes_valid_tokens_of_any_scope_and_pins_its_audience() {
+    let server = TestServer::start().await;
+    server.create_user("rhea", &["midaz-viewer-group"]).await;
+    let answer = server
+        .token(&serde_json::json!({
+            "grantType": "password",
+            "username": "rhea",
+            "password": common::USER_PASSWORD,
+            "scope": "offline_access",
+        }))
+        .await;
+    let token = answer.str("accessToken");
+    // Without `openid`, userinfo still says who the token is: remote mode's authentication
+    // check takes the token.
+    remote_validator(&server, None)
+        .authenticate_headers(&bearer_headers(token))
+        .await
+        .expect("a valid token without openid");
+
+    let pinned = |audience: &str| {
+        lib_auth::Auth::new(
+            lib_auth::AuthConfig::default()
+                .enabled(true)
+                .mode(lib_auth::Mode::Remote)
+                .host(server.base.clone())
+                .audience(audience),
+        )
+        .expect("remote validator")
+    };
+    pinned("midaz")
+        .authenticate_headers(&bearer_headers(token))
+        .await
+        .expect("the server's audience");
+    let refused = pinned("payments")
+        .authenticate_headers(&bearer_headers(token))
+        .await
+        .expect_err("another audience is refused, as in local mode");
+    assert!(refused.to_string().contains("audience"), "{refused}");
+}

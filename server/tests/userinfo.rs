@@ -75,15 +75,19 @@ async fn userinfo_answers_only_what_the_scopes_grant() {
     assert_eq!(profile.body["preferredUsername"], "gwen");
     assert!(profile.body.get("email").is_none(), "{profile:?}");
 
-    // Without `openid` there is no userinfo (OIDC Core §5.3), with RFC 6750's challenge.
-    let refused = server
+    // Without `openid`, no OpenID claims at all (OIDC Core §5.3), but the token is valid and
+    // learns who it is: Lerian's clients and lib-auth's remote mode ask userinfo exactly that.
+    let bare = server
         .get("/v1/userinfo", Some(&login("profile email").await))
         .await;
-    refused.assert_error(StatusCode::FORBIDDEN, "AUT-0008");
-    assert_eq!(
-        refused.header("www-authenticate"),
-        Some("Bearer error=\"insufficient_scope\", scope=\"openid\"")
-    );
+    assert_eq!(bare.status, StatusCode::OK, "{bare:?}");
+    assert_eq!(bare.body["sub"], id.as_str());
+    for claim in ["name", "preferredUsername", "email", "emailVerified"] {
+        assert!(
+            bare.body.get(claim).is_none(),
+            "{claim} without openid: {bare:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -70,7 +70,12 @@ pub async fn authenticate_client(
     address: IpAddr,
 ) -> Result<Application, ApiError> {
     let keys = [format!("client:{client_id}"), format!("address:{address}")];
-    state.throttle().check(&keys).map_err(ApiError::Throttled)?;
+    let address_key = &keys[1..];
+    // A locked address is refused before anything; a locked client id is not (below).
+    state
+        .throttle()
+        .check(address_key)
+        .map_err(ApiError::Throttled)?;
     let id = client_id.to_owned();
     let app = state
         .store()
@@ -79,8 +84,19 @@ pub async fn authenticate_client(
         .map_err(ApiError::internal)?;
     // Reserved only now, around a comparison with no await in it: a client's own concurrent
     // token requests never find each other in flight, and guesses are still counted one by
-    // one.
-    let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
+    // one. When only the client id is locked, the comparison still runs without a
+    // reservation: the right secret passes (256 random bits are never guessed, so a lock must
+    // not let whoever knows a client id lock the client out), a wrong one gets the 429.
+    let attempt = match state.throttle().begin(&keys) {
+        Ok(attempt) => Ok(attempt),
+        Err(wait) => {
+            state
+                .throttle()
+                .check(address_key)
+                .map_err(ApiError::Throttled)?;
+            Err(wait)
+        }
+    };
     let presented = sha256(client_secret);
     // Compare even for an unknown client, so both cases take the same path.
     let expected = app
@@ -89,13 +105,20 @@ pub async fn authenticate_client(
     let matches = constant_time_eq(&presented, &expected);
     match app {
         Some(app) if matches => {
-            attempt.succeeded();
+            if let Ok(attempt) = attempt {
+                attempt.succeeded();
+            }
             Ok(app)
         }
         _ => {
-            attempt.failed();
             tracing::info!(client_id = ?truncate(client_id), %address, "client authentication failed");
-            Err(ApiError::InvalidClient)
+            match attempt {
+                Ok(attempt) => {
+                    attempt.failed();
+                    Err(ApiError::InvalidClient)
+                }
+                Err(wait) => Err(ApiError::Throttled(wait)),
+            }
         }
     }
 }

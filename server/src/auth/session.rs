@@ -152,12 +152,11 @@ pub async fn userinfo(
         }))
         .into_response());
     }
-    // OIDC Core §5.3: userinfo answers for an `openid` token, and its claims follow the
-    // granted scopes (§5.4): `profile` for names, `email` for the address.
+    // The claims follow the granted scopes (OIDC Core §5.4): names with `profile`, the
+    // address with `email`. A token without `openid` still learns who it is (`sub`, kind,
+    // groups, roles): Lerian's clients and lib-auth's remote mode ask this endpoint whether a
+    // token is valid, whatever its scopes.
     let granted = |scope: &str| principal.scopes().iter().any(|s| s == scope);
-    if !granted("openid") {
-        return Err(ApiError::InsufficientScope("openid"));
-    }
     let id = principal.subject().to_owned();
     let user = state
         .store()
@@ -167,7 +166,8 @@ pub async fn userinfo(
         .ok_or(ApiError::InvalidToken)?;
     let mut claims = serde_json::Map::new();
     claims.insert("sub".into(), json!(user.id));
-    if granted("profile") {
+    let oidc = granted("openid");
+    if oidc && granted("profile") {
         let name = format!("{} {}", user.first_name, user.last_name)
             .trim()
             .to_owned();
@@ -176,7 +176,7 @@ pub async fn userinfo(
         claims.insert("givenName".into(), json!(user.first_name));
         claims.insert("familyName".into(), json!(user.last_name));
     }
-    if granted("email") {
+    if oidc && granted("email") {
         claims.insert("email".into(), json!(user.email));
         claims.insert("emailVerified".into(), json!(false));
     }
