@@ -202,3 +202,28 @@ async fn a_refresh_asking_for_a_wider_scope_is_refused_and_keeps_the_token_usabl
     assert_eq!(answer.body["scope"], "openid profile");
     server.assert_token_accepted(login.str("accessToken")).await;
 }
+
+#[tokio::test]
+async fn client_fields_given_with_a_lerian_refresh_must_match_the_tokens_client() {
+    let server = TestServer::start().await;
+    let (other, _) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    let login = server.login_admin().await;
+    let refresh = login["refreshToken"].as_str().expect("refresh token");
+    // Another client named without its secret, or a secret without a client: refused, and
+    // the token is not used up.
+    server
+        .token(&json!({"grantType": "refresh_token", "refreshToken": refresh, "clientId": other}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "AUT-1005");
+    server
+        .token(&json!({"grantType": "refresh_token", "refreshToken": refresh, "clientSecret": "x"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "AUT-0001");
+    // The token's own client named (the server's public client for a direct login) is fine.
+    let answer = server
+        .token(
+            &json!({"grantType": "refresh_token", "refreshToken": refresh, "clientId": "lib-auth"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+}

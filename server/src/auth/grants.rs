@@ -232,10 +232,16 @@ async fn refresh_grant(
         return Err(ApiError::MissingFields("refreshToken".into()));
     };
     let requested_scope = parse_scope(request.scope.as_deref())?;
-    // A client that presents credentials must prove them (RFC 6749 §6).
-    let client = match (present(&request.client_id), present(&request.client_secret)) {
-        (Some(id), Some(secret)) => Some(authenticate_client(state, id, secret, address).await?),
-        _ => None,
+    // A client that presents credentials must prove them (RFC 6749 §6); one that only names
+    // itself must be the token's client; a secret without a client is refused, never ignored.
+    let (client, named) = match (present(&request.client_id), present(&request.client_secret)) {
+        (Some(id), Some(secret)) => (
+            Some(authenticate_client(state, id, secret, address).await?),
+            None,
+        ),
+        (Some(id), None) => (None, Some(id)),
+        (None, Some(_)) => return Err(ApiError::MissingFields("clientId".into())),
+        (None, None) => (None, None),
     };
     let presented_hash = sha256(presented);
     // Refusals that must not use the token up: a wider scope, another client's token. A
@@ -247,6 +253,9 @@ async fn refresh_grant(
         .await
         .map_err(ApiError::internal)?;
     if let Some(current) = &current {
+        if named.is_some_and(|id| id != current.client_id) {
+            return Err(ApiError::InvalidRefreshToken);
+        }
         match &client {
             Some(client) if client.client_id != current.client_id => {
                 return Err(ApiError::InvalidRefreshToken);
