@@ -21,6 +21,7 @@ pub mod push;
 pub mod revocation_index;
 pub mod secret;
 pub mod serve;
+pub mod shared_throttle;
 pub mod state;
 pub mod store;
 pub mod throttle;

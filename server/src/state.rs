@@ -13,6 +13,7 @@ use crate::keys::KeyEncryptionKey;
 use crate::password::Passwords;
 use crate::push::Publisher;
 use crate::revocation_index::RevocationIndex;
+use crate::shared_throttle::SharedThrottle;
 use crate::store::keys::key_table_version;
 use crate::store::{Store, load_policy};
 use crate::throttle::Throttle;
@@ -35,6 +36,8 @@ struct Inner {
     passwords: Passwords,
     /// With `VALKEY_URL`.
     publisher: Option<Publisher>,
+    /// With `VALKEY_URL`.
+    shared_throttle: Option<SharedThrottle>,
 }
 
 /// The state could not be built at start.
@@ -72,6 +75,14 @@ impl AppState {
             .valkey_url
             .as_ref()
             .map(|url| Publisher::new(url.expose(), &config.valkey_prefix));
+        let shared_throttle = config.valkey_url.as_ref().map(|url| {
+            SharedThrottle::new(
+                url.expose(),
+                &config.valkey_prefix,
+                config.throttle_max_failures,
+                config.throttle_window,
+            )
+        });
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -83,6 +94,7 @@ impl AppState {
                 throttle,
                 passwords,
                 publisher,
+                shared_throttle,
             }),
         })
     }
@@ -129,6 +141,11 @@ impl AppState {
     /// The failed-attempt counters.
     pub fn throttle(&self) -> &Throttle {
         &self.inner.throttle
+    }
+
+    /// The failure counters shared with the other replicas, with `VALKEY_URL`.
+    pub fn shared_throttle(&self) -> Option<&SharedThrottle> {
+        self.inner.shared_throttle.as_ref()
     }
 
     /// The password hasher.

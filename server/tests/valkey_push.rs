@@ -252,3 +252,45 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[tokio::test]
+async fn two_server_replicas_share_the_login_throttle() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("throttle"));
+    let a = server_with(&url, &prefix).await;
+    let b = server_with(&url, &prefix).await;
+    async fn wrong(server: &TestServer) -> common::Answer {
+        server
+            .token(&serde_json::json!({
+                "grantType": "password",
+                "username": common::ADMIN,
+                "password": "not the password",
+            }))
+            .await
+    }
+    // Five failures spread over the two replicas: three on one, two on the other.
+    for server in [&a, &a, &a, &b, &b] {
+        wrong(server)
+            .await
+            .assert_error(reqwest::StatusCode::UNAUTHORIZED, "AUT-1002");
+    }
+    // Both replicas now refuse the username, the right password included, with Retry-After.
+    for server in [&a, &b] {
+        let answer = server
+            .token(&serde_json::json!({
+                "grantType": "password",
+                "username": common::ADMIN,
+                "password": common::ADMIN_PASSWORD,
+            }))
+            .await;
+        assert_eq!(
+            answer.status,
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "{answer:?}"
+        );
+        assert!(answer.header("retry-after").is_some(), "{answer:?}");
+    }
+    // Without the shared counters each replica would have seen fewer than five: a replica
+    // under another prefix still logs the admin in.
+    let alone = server_with(&url, &unique_prefix("alone")).await;
+    alone.login_admin().await;
+}

@@ -76,6 +76,9 @@ pub async fn authenticate_client(
         .throttle()
         .check(address_key)
         .map_err(ApiError::Throttled)?;
+    if let Some(wait) = shared_lock(state, address_key).await {
+        return Err(ApiError::Throttled(wait));
+    }
     let id = client_id.to_owned();
     let app = state
         .store()
@@ -112,10 +115,20 @@ pub async fn authenticate_client(
         }
         _ => {
             tracing::info!(client_id = ?truncate(client_id), %address, "client authentication failed");
+            // The client id locked by any replica: a wrong secret gets the 429 (the right
+            // one passed above).
+            let shared_wait = match state.shared_throttle() {
+                Some(shared) => {
+                    let locked = shared.locked(&keys).await;
+                    shared.failed(&keys).await;
+                    locked
+                }
+                None => None,
+            };
             match attempt {
                 Ok(attempt) => {
                     attempt.failed();
-                    Err(ApiError::InvalidClient)
+                    Err(shared_wait.map_or(ApiError::InvalidClient, ApiError::Throttled))
                 }
                 Err(wait) => Err(ApiError::Throttled(wait)),
             }
@@ -176,6 +189,9 @@ async fn password_grant(
         format!("user:{}", username_key(username)),
         format!("address:{address}"),
     ];
+    if let Some(wait) = shared_lock(state, &keys).await {
+        return Err(ApiError::Throttled(wait));
+    }
     let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
     let name = username.to_owned();
     let user = state
@@ -194,10 +210,16 @@ async fn password_grant(
         _ => {
             attempt.failed();
             tracing::info!(username = ?truncate(username), %address, "login failed");
+            if let Some(shared) = state.shared_throttle() {
+                shared.failed(&keys).await;
+            }
             return Err(ApiError::InvalidCredentials);
         }
     };
     attempt.succeeded();
+    if let Some(shared) = state.shared_throttle() {
+        shared.succeeded(&keys[0]).await;
+    }
     let refresh_token = new_refresh_token()?;
     let refresh_hash = sha256(&refresh_token);
     let ttl = i64::try_from(state.config().refresh_token_ttl.as_secs()).unwrap_or(86_400);
@@ -305,6 +327,11 @@ async fn refresh_grant(
         .map_err(ApiError::internal)?
         .ok_or(ApiError::InvalidRefreshToken)?;
     user_tokens(state, &user, &session, replacement)
+}
+
+/// The lock another replica (or this one) set on one of `keys` through Valkey, if any.
+async fn shared_lock(state: &AppState, keys: &[String]) -> Option<std::time::Duration> {
+    state.shared_throttle()?.locked(keys).await
 }
 
 /// Whether `requested` asks for a scope that `granted` does not hold.
