@@ -237,3 +237,53 @@ fn a_setting_that_is_not_utf8_stops_the_start_naming_its_variable() {
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_login_right_after_a_cli_reset_gets_a_token_that_lives() {
+    // Found by an attack run: the server learns of the CLI's revocation up to a second later,
+    // so a login in between got a token issued before the revocation, refused a second later.
+    let server = TestServer::start().await;
+    server.create_user("quick", &["midaz-viewer-group"]).await;
+    // The operator's reset, as the CLI does it from another process: on the database, without
+    // the running server's knowledge. Right after a second begins, so that the reset and the
+    // login fall in the same second (the revocation's notBefore is the next one).
+    let (store, _) = lib_auth_server::open(&server.config).expect("the database");
+    let operator = lib_auth_server::operator::Operator::new(store, server.config.clone());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        u64::from(1_000_000_000 - now.subsec_nanos()) + 10_000_000,
+    ))
+    .await;
+    operator
+        .reset_password("quick", Some("the-new-password-1".to_owned()))
+        .expect("reset");
+    let token = server.login("quick", "the-new-password-1").await["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    // The token is issued at or after the reset's revocation of the user's earlier tokens…
+    let (_, claims) = common::decode_jwt(&token);
+    let sub = claims["sub"].as_str().expect("sub").to_owned();
+    let revocations = server
+        .state
+        .store()
+        .run(|c| lib_auth_server::store::revocations::revocations_after(c, 0, 1000))
+        .await
+        .expect("revocations");
+    let not_before = revocations
+        .iter()
+        .filter(|r| r.sub.as_deref() == Some(sub.as_str()))
+        .filter_map(|r| r.not_before)
+        .max()
+        .expect("the reset revoked the user's earlier tokens");
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert!(
+        iat >= not_before,
+        "iat {iat} is before the reset's notBefore {not_before}"
+    );
+    // …so it lives on once the server has synced the revocation.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    server.assert_token_accepted(&token).await;
+}

@@ -151,6 +151,8 @@ async fn client_credentials_grant(
     };
     let scope = parse_scope(request.scope.as_deref())?.unwrap_or_default();
     let app = authenticate_client(state, client_id, client_secret, address).await?;
+    // As for a login: a rotation by the CLI must not make the new token die a second later.
+    state.sync_revocations().await.map_err(ApiError::internal)?;
     application_token(state, &app, scope)
 }
 
@@ -241,6 +243,9 @@ async fn password_grant(
     let Some((user, session)) = started else {
         return Err(ApiError::InvalidCredentials);
     };
+    // Revocations written by another process (the CLI) reach the index within a second; read
+    // them now, so that the token is not issued before a revocation of its subject.
+    state.sync_revocations().await.map_err(ApiError::internal)?;
     tracing::info!(user_id = %user.id, sid = %session.id, "user logged in");
     user_tokens(state, &user, &session, refresh_token)
 }
