@@ -287,3 +287,59 @@ async fn a_login_right_after_a_cli_reset_gets_a_token_that_lives() {
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     server.assert_token_accepted(&token).await;
 }
+
+#[tokio::test]
+async fn a_token_right_after_a_cli_rotation_is_issued_after_its_revocation() {
+    let server = TestServer::start().await;
+    let (store, _) = lib_auth_server::open(&server.config).expect("the database");
+    let operator = std::sync::Arc::new(lib_auth_server::operator::Operator::new(
+        store,
+        server.config.clone(),
+    ));
+    // The operator runs its own runtime, as the CLI does: off this one.
+    let op = operator.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        op.create_application("midaz", "", Some(vec!["midaz-viewer-role".to_owned()]))
+    })
+    .await
+    .expect("joined")
+    .expect("created");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let client_id = created["clientId"].as_str().expect("client id").to_owned();
+    // Right after a second begins, so that the rotation and the token fall in the same second.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        u64::from(1_000_000_000 - now.subsec_nanos()) + 10_000_000,
+    ))
+    .await;
+    let rotated = tokio::task::spawn_blocking(move || operator.rotate_application(&id))
+        .await
+        .expect("joined")
+        .expect("rotated");
+    let token = server
+        .app_token(
+            &client_id,
+            rotated["clientSecret"].as_str().expect("secret"),
+        )
+        .await;
+    let (_, claims) = common::decode_jwt(&token);
+    let revocations = server
+        .state
+        .store()
+        .run(|c| lib_auth_server::store::revocations::revocations_after(c, 0, 1000))
+        .await
+        .expect("revocations");
+    let not_before = revocations
+        .iter()
+        .filter(|r| r.sub.as_deref() == Some(client_id.as_str()))
+        .filter_map(|r| r.not_before)
+        .max()
+        .expect("the rotation revoked the earlier tokens");
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert!(
+        iat >= not_before,
+        "iat {iat} is before the rotation's notBefore {not_before}"
+    );
+}
