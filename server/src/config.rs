@@ -168,7 +168,16 @@ impl ServerConfig {
             config.refresh_token_ttl = parse_duration("AUTH_REFRESH_TOKEN_TTL", &v)?;
         }
         if let Some(v) = get("AUTH_ADMIN_USERNAME") {
-            config.admin_username = v.trim().to_owned();
+            let v = v.trim();
+            // The Identity API's rule for usernames.
+            if crate::identity::users::check_username(v).is_err() {
+                return Err(invalid(
+                    "AUTH_ADMIN_USERNAME",
+                    v,
+                    "3 to 64 letters, digits, '.', '_', '-' or '@'",
+                ));
+            }
+            config.admin_username = v.to_owned();
         }
         if let Some(v) = lookup("AUTH_ADMIN_PASSWORD").filter(|v| !v.is_empty()) {
             config.admin_password = Some(Secret::new(v));
@@ -186,7 +195,20 @@ impl ServerConfig {
                 .map_err(|_| invalid("AUTH_SIGNING_ALG", &v, "RS256, ES256 or EdDSA"))?;
         }
         if let Some(v) = get("AUTH_OWNER") {
-            config.owner = v.trim().to_owned();
+            let v = v.trim();
+            // Lerian's `sub` is `<owner>/<username>`: an owner with a `/` cannot be read back.
+            if v.len() > 64
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(
+                    "AUTH_OWNER",
+                    v,
+                    "1 to 64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+            config.owner = v.to_owned();
         }
         if let Some(v) = get("AUTH_THROTTLE_MAX_FAILURES") {
             config.throttle_max_failures =
@@ -335,6 +357,8 @@ mod tests {
             ("AUTH_BIND_ADDRESS", "everywhere"),
             ("AUTH_AUDIENCE", "midaz ledger"),
             ("VALKEY_PREFIX", "has space"),
+            ("AUTH_OWNER", "acme/eu"),
+            ("AUTH_ADMIN_USERNAME", "ad min"),
             // What a value that is not UTF-8 reads as.
             ("AUTH_AUDIENCE", "mid\u{fffd}az"),
         ] {
