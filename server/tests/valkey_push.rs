@@ -168,8 +168,24 @@ async fn with_valkey_unreachable_the_server_serves_and_validators_fall_back_to_p
     assert!(took.is_some(), "the poll did not take over from the push");
 }
 
+/// A `redis-server` of the test's own, killed when dropped (also when the test fails).
+struct Redis(Child);
+
+impl Redis {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A `redis-server` of the test's own on `port`, keeping nothing on disk.
-fn start_redis(port: u16) -> Child {
+fn start_redis(port: u16) -> Redis {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -193,7 +209,7 @@ fn start_redis(port: u16) -> Child {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Redis(child)
 }
 
 #[tokio::test]
@@ -218,8 +234,7 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
             .is_some()
     );
 
-    redis.kill().expect("redis-server killed");
-    let _ = redis.wait();
+    redis.kill();
     // Valkey gone: the server still logs users in, the validator still serves them, and what
     // it knew to be revoked stays refused.
     let during = fresh_token(&server).await;
@@ -231,7 +246,7 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
     // A logout while Valkey is down is published to nobody…
     logout(&server, &during).await;
 
-    let mut redis = start_redis(port);
+    let _redis = start_redis(port);
     // …and reaches the validator when it resubscribes and polls at once to catch up.
     assert!(
         refused_within(&validator, &during, Duration::from_secs(8))
@@ -249,8 +264,6 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
             .is_some(),
         "no push after Valkey came back"
     );
-    let _ = redis.kill();
-    let _ = redis.wait();
 }
 
 #[tokio::test]
