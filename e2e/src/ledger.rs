@@ -63,15 +63,7 @@ impl Ledger {
             ),
             ("RUST_LOG", "warn".to_owned()),
         ];
-        let env: Vec<_> = env
-            .into_iter()
-            .filter(|(name, _)| settings.iter().all(|(given, _)| given != name))
-            .chain(
-                settings
-                    .iter()
-                    .map(|(name, value)| (*name, (*value).to_owned())),
-            )
-            .collect();
+        let env = crate::with_settings(env, settings);
         let mut process = Process::start(
             &format!("ledger-{mode_name}-{}", credentials.0),
             &binary,

@@ -20,6 +20,23 @@ pub use ledger::{Ledger, LedgerMode};
 pub use process::Process;
 pub use server::{ADMIN_PASSWORD, AuthServer};
 
+/// `defaults` with `settings` laid over them: a setting named in both takes its value from
+/// `settings`.
+pub(crate) fn with_settings(
+    defaults: Vec<(&'static str, String)>,
+    settings: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    defaults
+        .into_iter()
+        .filter(|(name, _)| settings.iter().all(|(given, _)| given != name))
+        .chain(
+            settings
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        )
+        .collect()
+}
+
 /// Prints one step of a flow on stderr as it happens. Written to the stream itself, not with
 /// `eprintln!`, which the test harness captures: a plain `cargo test` shows every step.
 pub fn step(flow: &str, text: &str) {

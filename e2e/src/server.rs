@@ -62,15 +62,7 @@ impl AuthServer {
                 ("AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
                 ("RUST_LOG", "warn".to_owned()),
             ];
-            let env: Vec<_> = env
-                .into_iter()
-                .filter(|(name, _)| settings.iter().all(|(given, _)| given != name))
-                .chain(
-                    settings
-                        .iter()
-                        .map(|(name, value)| (*name, (*value).to_owned())),
-                )
-                .collect();
+            let env = crate::with_settings(env, settings);
             let mut process =
                 Process::start("lib-auth-server", &binary, &["serve"], &env, dir.path());
             // A lost port race ends the process with a bind error, and `wait_for_line`

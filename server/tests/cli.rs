@@ -238,6 +238,32 @@ fn a_setting_that_is_not_utf8_stops_the_start_naming_its_variable() {
     }
 }
 
+/// Sleeps until 10 ms into the next second, so that what follows falls in one second.
+async fn just_after_a_second_begins() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        u64::from(1_000_000_000 - now.subsec_nanos()) + 10_000_000,
+    ))
+    .await;
+}
+
+/// The latest `notBefore` of the revocations of subject `sub` in the server's database.
+async fn latest_not_before(server: &TestServer, sub: &str) -> Option<i64> {
+    let revocations = server
+        .state
+        .store()
+        .run(|c| lib_auth_server::store::revocations::revocations_after(c, 0, 1000))
+        .await
+        .expect("revocations");
+    revocations
+        .iter()
+        .filter(|r| r.sub.as_deref() == Some(sub))
+        .filter_map(|r| r.not_before)
+        .max()
+}
+
 #[tokio::test]
 async fn a_login_right_after_a_cli_reset_gets_a_token_that_lives() {
     // Found by an attack run: the server learns of the CLI's revocation up to a second later,
@@ -249,13 +275,7 @@ async fn a_login_right_after_a_cli_reset_gets_a_token_that_lives() {
     // login fall in the same second (the revocation's notBefore is the next one).
     let (store, _) = lib_auth_server::open(&server.config).expect("the database");
     let operator = lib_auth_server::operator::Operator::new(store, server.config.clone());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock");
-    tokio::time::sleep(std::time::Duration::from_nanos(
-        u64::from(1_000_000_000 - now.subsec_nanos()) + 10_000_000,
-    ))
-    .await;
+    just_after_a_second_begins().await;
     operator
         .reset_password("quick", Some("the-new-password-1".to_owned()))
         .expect("reset");
@@ -266,17 +286,8 @@ async fn a_login_right_after_a_cli_reset_gets_a_token_that_lives() {
     // The token is issued at or after the reset's revocation of the user's earlier tokens…
     let (_, claims) = common::decode_jwt(&token);
     let sub = claims["sub"].as_str().expect("sub").to_owned();
-    let revocations = server
-        .state
-        .store()
-        .run(|c| lib_auth_server::store::revocations::revocations_after(c, 0, 1000))
+    let not_before = latest_not_before(&server, &sub)
         .await
-        .expect("revocations");
-    let not_before = revocations
-        .iter()
-        .filter(|r| r.sub.as_deref() == Some(sub.as_str()))
-        .filter_map(|r| r.not_before)
-        .max()
         .expect("the reset revoked the user's earlier tokens");
     let iat = claims["iat"].as_i64().expect("iat");
     assert!(
@@ -307,13 +318,7 @@ async fn a_token_right_after_a_cli_rotation_is_issued_after_its_revocation() {
     let id = created["id"].as_str().expect("id").to_owned();
     let client_id = created["clientId"].as_str().expect("client id").to_owned();
     // Right after a second begins, so that the rotation and the token fall in the same second.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock");
-    tokio::time::sleep(std::time::Duration::from_nanos(
-        u64::from(1_000_000_000 - now.subsec_nanos()) + 10_000_000,
-    ))
-    .await;
+    just_after_a_second_begins().await;
     let rotated = tokio::task::spawn_blocking(move || operator.rotate_application(&id))
         .await
         .expect("joined")
@@ -325,17 +330,8 @@ async fn a_token_right_after_a_cli_rotation_is_issued_after_its_revocation() {
         )
         .await;
     let (_, claims) = common::decode_jwt(&token);
-    let revocations = server
-        .state
-        .store()
-        .run(|c| lib_auth_server::store::revocations::revocations_after(c, 0, 1000))
+    let not_before = latest_not_before(&server, &client_id)
         .await
-        .expect("revocations");
-    let not_before = revocations
-        .iter()
-        .filter(|r| r.sub.as_deref() == Some(client_id.as_str()))
-        .filter_map(|r| r.not_before)
-        .max()
         .expect("the rotation revoked the earlier tokens");
     let iat = claims["iat"].as_i64().expect("iat");
     assert!(

@@ -57,14 +57,7 @@ async fn a_logout_is_refused_by_a_local_validator_within_its_poll_interval() {
     // Let the poller start and settle on a cursor before the logout.
     tokio::time::sleep(POLL * 2).await;
 
-    let logout = server
-        .http
-        .post(server.url("/v1/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(logout.status(), reqwest::StatusCode::NO_CONTENT);
+    server.logout(token).await;
 
     let took = time_until_refused(&validator, token).await;
     assert!(

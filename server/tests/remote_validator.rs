@@ -36,14 +36,7 @@ async fn a_logout_drops_the_cached_answers_of_a_remote_validator_within_its_poll
     }
     tokio::time::sleep(POLL * 2).await;
 
-    let logout = server
-        .http
-        .post(server.url("/v1/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(logout.status(), reqwest::StatusCode::NO_CONTENT);
+    server.logout(token).await;
 
     let start = Instant::now();
     while validator

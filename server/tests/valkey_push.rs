@@ -80,17 +80,6 @@ async fn refused_within(validator: &Auth, token: &str, limit: Duration) -> Optio
     Some(start.elapsed())
 }
 
-async fn logout(server: &TestServer, token: &str) {
-    let answer = server
-        .http
-        .post(server.url("/v1/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT);
-}
-
 async fn fresh_token(server: &TestServer) -> String {
     server.login_admin().await["accessToken"]
         .as_str()
@@ -115,7 +104,7 @@ async fn a_logout_is_pushed_to_local_and_remote_validators_within_a_second() {
         settle(&validator, &server).await;
         let token = fresh_token(&server).await;
         assert!(accepts(&validator, &token).await, "{mode:?}: a fresh token");
-        logout(&server, &token).await;
+        server.logout(&token).await;
         let took = refused_within(&validator, &token, Duration::from_secs(1)).await;
         assert!(
             took.is_some(),
@@ -139,7 +128,7 @@ async fn another_prefix_hears_nothing() {
     settle(&validator, &server).await;
     let token = fresh_token(&server).await;
     assert!(accepts(&validator, &token).await);
-    logout(&server, &token).await;
+    server.logout(&token).await;
     assert!(
         refused_within(&validator, &token, Duration::from_millis(800))
             .await
@@ -163,7 +152,7 @@ async fn with_valkey_unreachable_the_server_serves_and_validators_fall_back_to_p
     let validator = validator(&server, Mode::Local, &closed, &prefix, poll).await;
     let token = fresh_token(&server).await;
     assert!(accepts(&validator, &token).await);
-    logout(&server, &token).await;
+    server.logout(&token).await;
     let took = refused_within(&validator, &token, poll * 4).await;
     assert!(took.is_some(), "the poll did not take over from the push");
 }
@@ -227,7 +216,7 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
 
     let before = fresh_token(&server).await;
     assert!(accepts(&validator, &before).await);
-    logout(&server, &before).await;
+    server.logout(&before).await;
     assert!(
         refused_within(&validator, &before, Duration::from_secs(1))
             .await
@@ -244,7 +233,7 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
     );
     assert!(!accepts(&validator, &before).await, "never fails open");
     // A logout while Valkey is down is published to nobody…
-    logout(&server, &during).await;
+    server.logout(&during).await;
 
     let _redis = start_redis(port);
     // …and reaches the validator when it resubscribes and polls at once to catch up.
@@ -257,7 +246,7 @@ async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again()
     // Pushes flow again.
     let after = fresh_token(&server).await;
     assert!(accepts(&validator, &after).await);
-    logout(&server, &after).await;
+    server.logout(&after).await;
     assert!(
         refused_within(&validator, &after, Duration::from_secs(1))
             .await

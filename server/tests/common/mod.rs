@@ -261,6 +261,18 @@ impl TestServer {
         .await
     }
 
+    /// `POST /v1/logout` with `token`; asserts the 204.
+    pub async fn logout(&self, token: &str) {
+        let answer = self
+            .http
+            .post(self.url("/v1/logout"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    }
+
     /// Asserts that `/v1/authorize` still takes `token` (200).
     pub async fn assert_token_accepted(&self, token: &str) {
         let answer = self.authorize(token).await;
