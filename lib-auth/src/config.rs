@@ -2,11 +2,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::keys::VerificationKey;
 use crate::principal::{ClaimMapping, split_path};
+use crate::shared_decisions::MIN_SECRET_BYTES;
+use crate::store::Store;
 
 /// How decisions are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,6 +122,15 @@ pub struct AuthConfig {
     /// `VALKEY_PREFIX`: the namespace of every key and channel in Valkey, shared with the Auth
     /// service. Default `lib-auth`.
     pub valkey_prefix: String,
+    /// `VALKEY_DECISION_SECRET`: in remote mode with `VALKEY_URL`, the secret (at least 32
+    /// bytes, the same on every validator) that signs the decisions shared through Valkey, so
+    /// that an entry written by anyone else is never believed. Without it remote mode's
+    /// decisions stay in-process. Default none.
+    pub valkey_decision_secret: Option<Secret>,
+    /// Where remote mode shares its decisions instead of the Valkey of `valkey_url`: a
+    /// [`LocalStore`](crate::LocalStore) shared by several [`Auth`](crate::Auth) in one
+    /// process, or a [`Store`] of your own. Needs `valkey_decision_secret`. Default none.
+    pub decision_store: Option<Arc<dyn Store>>,
     /// Where roles and groups are read from in the claims (`PLUGIN_AUTH_ROLES_CLAIM`,
     /// `PLUGIN_AUTH_GROUPS_CLAIM`). Default `roles` and `groups`.
     pub claim_mapping: ClaimMapping,
@@ -157,6 +169,8 @@ impl Default for AuthConfig {
             leeway: Duration::from_secs(30),
             valkey_url: None,
             valkey_prefix: "lib-auth".to_owned(),
+            valkey_decision_secret: None,
+            decision_store: None,
             claim_mapping: ClaimMapping::default(),
             accept_plain_jwt: false,
             max_token_bytes: 8 * 1024,
@@ -223,6 +237,18 @@ impl AuthConfig {
         valkey_url: option String);
     setter!(/// Sets [`AuthConfig::valkey_prefix`].
         valkey_prefix: String);
+
+    /// Sets [`AuthConfig::valkey_decision_secret`].
+    pub fn valkey_decision_secret(mut self, value: impl Into<String>) -> Self {
+        self.valkey_decision_secret = Some(Secret::new(value));
+        self
+    }
+
+    /// Sets [`AuthConfig::decision_store`].
+    pub fn decision_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.decision_store = Some(store);
+        self
+    }
     setter!(/// Sets [`AuthConfig::claim_mapping`].
         claim_mapping: ClaimMapping);
     setter!(/// Sets [`AuthConfig::accept_plain_jwt`].
@@ -318,6 +344,9 @@ impl AuthConfig {
         if let Some(v) = get("VALKEY_PREFIX") {
             c.valkey_prefix = v.trim().to_owned();
         }
+        c.valkey_decision_secret = lookup("VALKEY_DECISION_SECRET")
+            .filter(|v| !v.is_empty())
+            .map(Secret::new);
         if let Some(v) = get("PLUGIN_AUTH_ROLES_CLAIM") {
             c.claim_mapping.roles_path = split_path(&v);
         }
@@ -375,6 +404,15 @@ impl AuthConfig {
                 "PLUGIN_AUTH_AUDIENCE",
                 audience,
                 "one audience of 1 to 256 characters, without spaces",
+            ));
+        }
+        if let Some(secret) = &self.valkey_decision_secret
+            && secret.expose().len() < MIN_SECRET_BYTES
+        {
+            return Err(invalid(
+                "VALKEY_DECISION_SECRET",
+                "***",
+                "a secret of at least 32 bytes",
             ));
         }
         if !is_valkey_prefix(&self.valkey_prefix) {

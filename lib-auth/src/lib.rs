@@ -67,6 +67,8 @@ mod principal;
 mod push;
 mod remote;
 mod revocation;
+mod shared_decisions;
+mod store;
 mod sync;
 mod verify;
 
@@ -84,7 +86,10 @@ pub use layer::{
 pub use m2m::{ApplicationToken, ApplicationTokenError};
 pub use policy::{Group, MIDAZ_POLICY_JSON, Permission, Policy, Role};
 pub use principal::{ClaimMapping, Principal, PrincipalKind};
-pub use push::{MESSAGE_VERSION as REVOCATION_MESSAGE_VERSION, revocation_channel};
+pub use push::{
+    MESSAGE_VERSION as REVOCATION_MESSAGE_VERSION, REVOCATION_CHANNEL, revocation_channel,
+};
+pub use store::{LocalStore, Store, StoreError, StoreFuture, VALKEY_CALL_TIMEOUT, ValkeyStore};
 pub use verify::TokenVerifier;
 
 /// Re-exported so that keys can be built without depending on `jsonwebtoken` directly.

@@ -38,9 +38,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const SOURCE: &str = "valkey revocation channel";
 const DOWN: &str = "cannot listen for pushed revocations: they arrive with the revocation feed's polls until Valkey answers again";
 
-/// The pub/sub channel of revocation messages in the namespace `prefix` (`VALKEY_PREFIX`).
+/// The name of the revocation channel within a namespace.
+pub const REVOCATION_CHANNEL: &str = "revocations";
+
+/// The pub/sub channel of revocation messages in the namespace `prefix` (`VALKEY_PREFIX`):
+/// `<prefix>:`[`REVOCATION_CHANNEL`].
 pub fn revocation_channel(prefix: &str) -> String {
-    format!("{prefix}:revocations")
+    format!("{prefix}:{REVOCATION_CHANNEL}")
 }
 
 /// Where to listen.

@@ -30,6 +30,10 @@ use crate::config::AuthConfig;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
 use crate::principal::{ClaimMapping, Principal, PrincipalKind, TokenClaims};
 use crate::revocation::RevocationStore;
+use crate::shared_decisions::{
+    MAX_DECISIONS, SharedDecisions, Snapshot, StoredDecision, unix_millis,
+};
+use crate::store::{Store, ValkeyStore};
 use crate::verify::{check_audience, unix_now};
 
 /// The body of `POST /v1/authorize`, field for field as Lerian's `lib-auth` sends it.
@@ -84,9 +88,15 @@ impl TokenEntry {
 
     /// The answer to `permission` (or, without one, to "is the token valid") if still fresh.
     fn cached(&self, permission: Option<&Permission>) -> Option<Result<Principal, AuthError>> {
+        let allowed = self.allowed(permission)?;
+        Some(outcome(&self.principal, permission, allowed))
+    }
+
+    /// Whether the service allowed `permission` (or accepted the token), if still fresh.
+    fn allowed(&self, permission: Option<&Permission>) -> Option<bool> {
         let answers = self.answers.lock().ok()?;
         let now = Instant::now();
-        let allowed = match permission {
+        match permission {
             None => answers
                 .accepted_until
                 .filter(|until| now < *until)
@@ -95,8 +105,7 @@ impl TokenEntry {
                 Some(&(allowed, until)) if now < until => Some(allowed),
                 _ => None,
             },
-        }?;
-        Some(outcome(&self.principal, permission, allowed))
+        }
     }
 
     /// Remembers an answer of the service for `ttl`; `vouched`: the answer also says that the
@@ -117,6 +126,82 @@ impl TokenEntry {
             }
             if answers.decisions.len() < 1024 {
                 answers.decisions.insert(key, (allowed, until));
+            }
+        }
+    }
+
+    /// The fresh answers, as the shared level stores them, and how long the longest lasts.
+    fn snapshot(&self) -> Option<(Snapshot, Duration)> {
+        let answers = self.answers.lock().ok()?;
+        let now = Instant::now();
+        let now_ms = unix_millis();
+        let mut longest = Duration::ZERO;
+        let mut deadline = |until: Instant| {
+            let left = until.saturating_duration_since(now);
+            longest = longest.max(left);
+            now_ms.saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+        };
+        let accepted_until = answers
+            .accepted_until
+            .filter(|until| now < *until)
+            .map(&mut deadline);
+        let decisions = answers
+            .decisions
+            .iter()
+            .filter(|(_, (_, until))| now < *until)
+            .take(MAX_DECISIONS)
+            .map(
+                |((product, resource, action), (allowed, until))| StoredDecision {
+                    product: product.to_string(),
+                    resource: resource.to_string(),
+                    action: action.as_str().to_owned(),
+                    allowed: *allowed,
+                    until: deadline(*until),
+                },
+            )
+            .collect();
+        (!longest.is_zero()).then_some((
+            Snapshot {
+                accepted_until,
+                decisions,
+            },
+            longest,
+        ))
+    }
+
+    /// Takes in the answers another validator stored, each trusted for what it has left but
+    /// never more than `cap` (this validator's TTL, capped at the token's `exp`). Where both
+    /// know an answer, the one that lasts longer (the later one) wins.
+    fn merge(&self, snapshot: Snapshot, cap: Duration) {
+        let now = Instant::now();
+        let now_ms = unix_millis();
+        let until = |ms: u64| {
+            let left = Duration::from_millis(ms.saturating_sub(now_ms)).min(cap);
+            (!left.is_zero()).then(|| now.checked_add(left)).flatten()
+        };
+        let Ok(mut answers) = self.answers.lock() else {
+            return;
+        };
+        if let Some(accepted) = snapshot.accepted_until.and_then(until)
+            && answers.accepted_until.is_none_or(|u| u < accepted)
+        {
+            answers.accepted_until = Some(accepted);
+        }
+        for stored in snapshot.decisions {
+            let (Some(deadline), Ok(action)) = (until(stored.until), stored.action.parse()) else {
+                continue;
+            };
+            if answers.decisions.len() >= 1024 {
+                break;
+            }
+            let key: DecisionKey = (
+                Arc::from(stored.product.as_str()),
+                Arc::from(stored.resource.as_str()),
+                action,
+            );
+            let known = answers.decisions.get(&key).map(|(_, u)| *u);
+            if known.is_none_or(|u| u < deadline) {
+                answers.decisions.insert(key, (stored.allowed, deadline));
             }
         }
     }
@@ -237,6 +322,39 @@ struct RemoteInner {
     flights: Flights,
     /// Sessions and subjects revoked since, from the feed: checked on every cached answer.
     revocations: Arc<RevocationStore>,
+    /// The second level, shared with the other validators (`VALKEY_URL` and
+    /// `VALKEY_DECISION_SECRET`).
+    shared: Option<SharedDecisions>,
+}
+
+/// The shared level of the decision cache, when configured: [`AuthConfig::decision_store`] or
+/// else the Valkey of `VALKEY_URL`, with `VALKEY_DECISION_SECRET`.
+fn shared_level(
+    config: &AuthConfig,
+    authorize_url: &str,
+) -> Result<Option<SharedDecisions>, ConfigError> {
+    let store: Arc<dyn Store> = match (&config.decision_store, &config.valkey_url) {
+        (Some(store), _) => store.clone(),
+        (None, Some(url)) => Arc::new(ValkeyStore::new(
+            url,
+            &config.valkey_prefix,
+            "shared decision cache",
+        )),
+        (None, None) => return Ok(None),
+    };
+    let Some(secret) = &config.valkey_decision_secret else {
+        tracing::warn!(
+            "VALKEY_DECISION_SECRET is not set: remote mode's decisions are not shared with other validators"
+        );
+        return Ok(None);
+    };
+    SharedDecisions::new(store, secret.expose().as_bytes(), authorize_url)
+        .map(Some)
+        .ok_or(ConfigError::InvalidValue {
+            variable: "VALKEY_DECISION_SECRET",
+            value: "***".to_owned(),
+            expected: "a secret HMAC-SHA256 accepts",
+        })
 }
 
 impl RemoteAuthorizer {
@@ -250,9 +368,11 @@ impl RemoteAuthorizer {
             why: "remote mode asks the Auth service for every decision",
         })?;
         let base = host.trim_end_matches('/');
+        let authorize_url = format!("{base}/v1/authorize");
+        let shared = shared_level(config, &authorize_url)?;
         Ok(RemoteAuthorizer {
             inner: Arc::new(RemoteInner {
-                authorize_url: format!("{base}/v1/authorize"),
+                authorize_url,
                 userinfo_url: format!("{base}/v1/userinfo"),
                 client,
                 cache_ttl: config.cache_ttl,
@@ -267,17 +387,30 @@ impl RemoteAuthorizer {
                     .build_with_hasher(RandomState::default()),
                 flights: Mutex::new(HashMap::default()),
                 revocations,
+                shared,
             }),
         })
     }
 
-    /// Answers from the cache when the decision (or, without a permission, the token) is known;
-    /// otherwise returns the future that asks the Auth service.
-    /// Drops everything cached about `token`.
+    /// Drops everything cached about `token`, in this process at once and in the shared level
+    /// in the background.
     pub(crate) fn forget(&self, token: &str) {
         self.inner.tokens.invalidate(token);
+        if self.inner.shared.is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let this = self.clone();
+            let token = token.to_owned();
+            runtime.spawn(async move {
+                if let Some(shared) = &this.inner.shared {
+                    shared.forget(&token).await;
+                }
+            });
+        }
     }
 
+    /// Answers from the cache when the decision (or, without a permission, the token) is known;
+    /// otherwise returns the future that asks the shared level, then the Auth service.
     pub(crate) fn check(
         &self,
         token: &str,
@@ -367,14 +500,46 @@ impl RemoteAuthorizer {
         let seat = Seat::take(&self.inner.flights, (token.clone(), permission.map(key_of)));
         let allowed = seat
             .flight
-            .get_or_init(|| self.call(&token, &entry, permission))
+            .get_or_init(|| self.resolve(&token, &entry, permission))
             .await
             .clone();
         drop(seat);
         outcome(&entry.principal, permission, allowed?)
     }
 
-    /// One call to the Auth service, whose answer is remembered (or, on 401, forgets the token).
+    /// The answer from the shared level if another validator stored it, else from the service.
+    async fn resolve(
+        &self,
+        token: &Arc<str>,
+        entry: &Arc<TokenEntry>,
+        permission: Option<&Permission>,
+    ) -> Result<bool, AuthError> {
+        if let Some(shared) = &self.inner.shared
+            && let Some(snapshot) = shared.load(token).await
+        {
+            let cap = self
+                .inner
+                .cache_ttl
+                .min(until_exp(entry.principal.expires_at()));
+            let stored = self
+                .inner
+                .tokens
+                .get_with(token.clone(), || Arc::clone(entry));
+            stored.merge(snapshot, cap);
+            // Revocations this validator knows of apply to shared answers as to its own.
+            if let Err(revoked) = self.inner.revocations.check(&stored.principal) {
+                self.inner.tokens.invalidate(&**token);
+                return Err(revoked);
+            }
+            if let Some(allowed) = stored.allowed(permission) {
+                return Ok(allowed);
+            }
+        }
+        self.call(token, entry, permission).await
+    }
+
+    /// One call to the Auth service, whose answer is remembered here and in the shared level
+    /// (or, on 401, forgotten in both).
     async fn call(
         &self,
         token: &Arc<str>,
@@ -396,12 +561,20 @@ impl RemoteAuthorizer {
                     .tokens
                     .get_with(token.clone(), || Arc::clone(entry));
                 stored.remember(permission.map(key_of), allowed, vouched, ttl);
+                if let Some(shared) = &self.inner.shared
+                    && let Some((snapshot, ttl)) = stored.snapshot()
+                {
+                    shared.save(token, &snapshot, ttl).await;
+                }
                 Ok(allowed)
             }
             Err(e) => {
                 if let AuthError::InvalidToken { .. } = e {
                     entry.forget();
                     self.inner.tokens.invalidate(&**token);
+                    if let Some(shared) = &self.inner.shared {
+                        shared.forget(token).await;
+                    }
                 }
                 Err(e)
             }

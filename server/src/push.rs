@@ -2,15 +2,15 @@
 //! subscribed to the channel applies them at once (lib-auth's `push` module reads them).
 //!
 //! Publishing never holds up a request: new revocations are handed to one background task
-//! through a bounded queue. While Valkey cannot be reached, messages are dropped (logged once
-//! per outage) and validators get the revocations from the feed's polls instead, as they do
-//! for anything published while they were not listening. The task connects on first use and
+//! through a bounded queue. While Valkey cannot be reached, messages are dropped (the store logs
+//! once per outage) and validators get the revocations from the feed's polls instead, as they do
+//! for anything published while they were not listening. The store connects on first use and
 //! again after each failure, so Valkey down at start or lost mid-run changes nothing else.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lib_auth::{REVOCATION_MESSAGE_VERSION, revocation_channel};
+use lib_auth::{REVOCATION_CHANNEL, REVOCATION_MESSAGE_VERSION, ValkeyStore};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -19,9 +19,7 @@ use crate::store::revocations::Revocation;
 /// Messages waiting to be published at most; beyond it, new ones are dropped (the feed has
 /// them).
 const QUEUE: usize = 1024;
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long one publish may take.
+/// How long one publish may take, connecting included.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The publishing side of the revocation channel.
@@ -30,8 +28,7 @@ pub struct Publisher {
     sender: mpsc::Sender<String>,
     /// The receiver until [`start`](Publisher::start) hands it to the task.
     receiver: Mutex<Option<mpsc::Receiver<String>>>,
-    url: String,
-    channel: String,
+    valkey: Arc<ValkeyStore>,
 }
 
 impl Publisher {
@@ -42,8 +39,12 @@ impl Publisher {
         Publisher {
             sender,
             receiver: Mutex::new(Some(receiver)),
-            url: url.to_owned(),
-            channel: revocation_channel(prefix),
+            valkey: Arc::new(
+                ValkeyStore::new(url, prefix, "revocation publishing")
+                    .with_timeout(PUBLISH_TIMEOUT)
+                    // Every message tries: one published the moment Valkey is back is not lost.
+                    .with_retry_pause(Duration::ZERO),
+            ),
         }
     }
 
@@ -55,7 +56,7 @@ impl Publisher {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         if let Some(receiver) = receiver {
-            tokio::spawn(run(self.url.clone(), self.channel.clone(), receiver));
+            tokio::spawn(run(self.valkey.clone(), receiver));
         }
     }
 
@@ -73,66 +74,11 @@ impl Publisher {
     }
 }
 
-async fn run(url: String, channel: String, mut queue: mpsc::Receiver<String>) {
-    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
-    let mut down = false;
+/// Publishes the queue's messages one by one. A failed one is dropped (the store logs it): while
+/// Valkey is down each try costs at most [`PUBLISH_TIMEOUT`], and the queue sheds messages the
+/// feed will bring.
+async fn run(valkey: Arc<ValkeyStore>, mut queue: mpsc::Receiver<String>) {
     while let Some(message) = queue.recv().await {
-        // Twice at most: a connection that broke since the last message is replaced once.
-        for _ in 0..2 {
-            // No pause between attempts: each costs at most CONNECT_TIMEOUT, and while they
-            // fail the queue fills and sheds messages the feed will bring anyway.
-            if connection.is_none() {
-                match connect(&url).await {
-                    Ok(fresh) => connection = Some(fresh),
-                    Err(e) => {
-                        report(&mut down, &e);
-                        break;
-                    }
-                }
-            }
-            let Some(open) = connection.as_mut() else {
-                break;
-            };
-            let published = tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(&message)
-                    .query_async::<i64>(open),
-            )
-            .await;
-            match published {
-                Ok(Ok(_)) => {
-                    if std::mem::take(&mut down) {
-                        tracing::info!("publishing revocations to Valkey again");
-                    }
-                    break;
-                }
-                Ok(Err(e)) => report(&mut down, &e.to_string()),
-                Err(_) => report(&mut down, "publishing timed out"),
-            }
-            connection = None;
-        }
-    }
-}
-
-async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
-        Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("connecting timed out".to_owned()),
-    }
-}
-
-/// Logs the first failure of an outage at WARN, the rest at DEBUG.
-fn report(down: &mut bool, error: &str) {
-    if std::mem::replace(down, true) {
-        tracing::debug!(%error, "publishing revocations to Valkey still fails");
-    } else {
-        tracing::warn!(
-            %error,
-            "cannot publish revocations to Valkey: validators get them from the feed's polls until it answers"
-        );
+        let _ = valkey.publish(REVOCATION_CHANNEL, &message).await;
     }
 }

@@ -8,49 +8,44 @@
 //! `<prefix>:throttle:v1:{fails,lock,lockouts}:<sha-256 of the throttle key>`: fixed size, and
 //! no username or address stored in Valkey. Every entry carries a TTL.
 //!
-//! Valkey unreachable: each call gives up after [`CALL_TIMEOUT`], logs once per outage, and
-//! the replica's own counters go on applying; it never admits what the local throttle refuses.
+//! The counters are kept in a [`lib_auth::Store`]: the server builds a [`lib_auth::ValkeyStore`]
+//! on `VALKEY_URL`; without it there is no other replica to share with and only the local
+//! throttle runs. Valkey unreachable: each call gives up after
+//! [`lib_auth::VALKEY_CALL_TIMEOUT`] (the store logs once per outage), and the replica's own
+//! counters go on applying; it never admits what the local throttle refuses.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use tokio::sync::Mutex;
+use lib_auth::Store as SharedStore;
 
 use crate::secret::sha256;
 use crate::throttle::ADDRESS_FAILURE_FACTOR;
 
-/// How long one round trip to Valkey may take before it is given up.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 const MAX_LOCK: Duration = Duration::from_secs(3600);
 
 /// The shared counters.
 #[derive(Debug)]
 pub struct SharedThrottle {
-    url: String,
-    prefix: String,
+    store: Arc<dyn SharedStore>,
     max_failures: u32,
     window: Duration,
-    connection: Mutex<Option<MultiplexedConnection>>,
-    down: std::sync::atomic::AtomicBool,
 }
 
 impl SharedThrottle {
-    /// Counters in the Valkey at `url` under `prefix`, locking after `max_failures` failures
-    /// within `window` (an address: ten times as many).
-    pub fn new(url: &str, prefix: &str, max_failures: u32, window: Duration) -> SharedThrottle {
+    /// Counters in `store` (a [`lib_auth::ValkeyStore`] on `VALKEY_URL`), locking after
+    /// `max_failures` failures within `window` (an address: ten times as many).
+    pub fn new(store: Arc<dyn SharedStore>, max_failures: u32, window: Duration) -> SharedThrottle {
         SharedThrottle {
-            url: url.to_owned(),
-            prefix: prefix.to_owned(),
+            store,
             max_failures: max_failures.max(1),
             window,
-            connection: Mutex::new(None),
-            down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    fn key(&self, kind: &str, key: &str) -> String {
+    fn key(kind: &str, key: &str) -> String {
         let digest: String = sha256(key).iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:throttle:v1:{kind}:{digest}", self.prefix)
+        format!("throttle:v1:{kind}:{digest}")
     }
 
     fn limit_of(&self, key: &str) -> u32 {
@@ -61,62 +56,44 @@ impl SharedThrottle {
         }
     }
 
-    /// The longest lock any replica set on one of `keys`, if any is in force.
+    /// The longest lock any replica set on one of `keys`, if any is in force (none when the
+    /// store cannot be reached: the replica's own throttle still applies).
     pub async fn locked(&self, keys: &[String]) -> Option<Duration> {
-        let mut pipe = redis::pipe();
+        let mut longest = None;
         for key in keys {
-            pipe.cmd("PTTL").arg(self.key("lock", key));
+            let Ok(left) = self.store.remaining(&Self::key("lock", key)).await else {
+                return longest;
+            };
+            longest = longest.max(left);
         }
-        let remaining: Vec<i64> = self.run(pipe).await?;
-        remaining
-            .into_iter()
-            .filter(|ms| *ms > 0)
-            .max()
-            .map(|ms| Duration::from_millis(ms.unsigned_abs()))
+        longest
     }
 
     /// Counts a failure of every key of `keys`; locks, for every replica, those that reach
     /// their limit. Answers the longest lock now in force among them.
     pub async fn failed(&self, keys: &[String]) -> Option<Duration> {
-        let window_ms = millis(self.window);
-        let mut pipe = redis::pipe();
-        for key in keys {
-            let fails = self.key("fails", key);
-            pipe.cmd("INCR").arg(&fails);
-            pipe.cmd("PEXPIRE")
-                .arg(&fails)
-                .arg(window_ms)
-                .arg("NX")
-                .ignore();
-        }
-        let counts: Vec<u64> = self.run(pipe).await?;
         let mut longest = None::<Duration>;
-        for (key, count) in keys.iter().zip(counts) {
+        for key in keys {
+            let fails = Self::key("fails", key);
+            let Ok(count) = self.store.increment(&fails, self.window).await else {
+                return longest;
+            };
             if count < u64::from(self.limit_of(key)) {
                 continue;
             }
-            let lockouts_key = self.key("lockouts", key);
-            let mut pipe = redis::pipe();
-            pipe.cmd("INCR").arg(&lockouts_key);
-            pipe.cmd("DEL").arg(self.key("fails", key)).ignore();
-            let Some((lockouts,)): Option<(u32,)> = self.run(pipe).await else {
-                continue;
+            let lockouts_key = Self::key("lockouts", key);
+            let Ok(lockouts) = self.store.increment(&lockouts_key, MAX_LOCK).await else {
+                return longest;
             };
+            let _ = self.store.delete(&fails).await;
             let factor = 1u32 << lockouts.saturating_sub(1).min(16);
             let lock = self.window.saturating_mul(factor).min(MAX_LOCK);
+            let _ = self.store.set(&Self::key("lock", key), b"1", lock).await;
             // A lock-out long past (two windows after it ended) is forgiven, as locally.
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
-                .arg(self.key("lock", key))
-                .arg(1)
-                .arg("PX")
-                .arg(millis(lock))
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(&lockouts_key)
-                .arg(millis(lock + self.window.saturating_mul(2)))
-                .ignore();
-            let _: Option<()> = self.run(pipe).await;
+            let _ = self
+                .store
+                .expire(&lockouts_key, lock + self.window.saturating_mul(2))
+                .await;
             longest = longest.max(Some(lock));
         }
         longest
@@ -124,60 +101,36 @@ impl SharedThrottle {
 
     /// Clears the failures of `key` (a username or client id that just succeeded).
     pub async fn succeeded(&self, key: &str) {
-        let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(self.key("fails", key)).ignore();
-        let _: Option<()> = self.run(pipe).await;
-    }
-
-    /// Runs `pipe` on the shared connection (connecting first if need be), within
-    /// [`CALL_TIMEOUT`]; `None` when Valkey cannot be reached.
-    async fn run<T: redis::FromRedisValue>(&self, pipe: redis::Pipeline) -> Option<T> {
-        let attempt = async {
-            // The lock is held only to connect; queries share the multiplexed connection.
-            let mut connection = {
-                let mut slot = self.connection.lock().await;
-                if slot.is_none() {
-                    let client =
-                        redis::Client::open(self.url.as_str()).map_err(|e| e.to_string())?;
-                    let connection = client
-                        .get_multiplexed_async_connection()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    *slot = Some(connection);
-                }
-                slot.clone().ok_or_else(|| "no connection".to_owned())?
-            };
-            pipe.query_async::<T>(&mut connection)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, attempt).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err("Valkey did not answer in time".to_owned()),
-        };
-        match outcome {
-            Ok(value) => {
-                if self.down.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                    tracing::info!("shared login throttle: Valkey answers again");
-                }
-                Some(value)
-            }
-            Err(error) => {
-                *self.connection.lock().await = None;
-                if !self.down.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    tracing::warn!(
-                        %error,
-                        "shared login throttle: Valkey unreachable, each replica counts failures on its own until it answers"
-                    );
-                }
-                None
-            }
-        }
+        let _ = self.store.delete(&Self::key("fails", key)).await;
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lib_auth::LocalStore;
+
+    #[tokio::test]
+    async fn limits_lock_for_everyone_sharing_the_store_and_lockouts_double() {
+        let store: Arc<dyn SharedStore> = Arc::new(LocalStore::new("t", 1000));
+        let window = Duration::from_secs(60);
+        let a = SharedThrottle::new(store.clone(), 3, window);
+        let b = SharedThrottle::new(store, 3, window);
+        let keys = ["user:alice".to_owned(), "address:10.0.0.1".to_owned()];
+        assert_eq!(a.failed(&keys).await, None);
+        assert_eq!(b.failed(&keys).await, None);
+        assert_eq!(a.locked(&keys).await, None);
+        // The third failure, on either replica, locks the user (not yet the address) for both.
+        assert_eq!(b.failed(&keys).await, Some(window));
+        let left = a.locked(&keys).await.expect("locked for the other replica");
+        assert!(left <= window && left > window - Duration::from_secs(5));
+        // Three more: the second lock-out is twice as long.
+        for _ in 0..2 {
+            a.failed(&keys).await;
+        }
+        assert_eq!(a.failed(&keys).await, Some(window * 2));
+        // Success clears failures, not locks.
+        a.succeeded(&keys[0]).await;
+        assert!(b.locked(&keys).await.is_some());
+    }
 }

@@ -17,6 +17,7 @@ use crate::shared_throttle::SharedThrottle;
 use crate::store::keys::key_table_version;
 use crate::store::{Store, load_policy};
 use crate::throttle::Throttle;
+use lib_auth::ValkeyStore;
 
 /// The server's shared state; cheap to clone.
 #[derive(Clone, Debug)]
@@ -77,8 +78,11 @@ impl AppState {
             .map(|url| Publisher::new(url.expose(), &config.valkey_prefix));
         let shared_throttle = config.valkey_url.as_ref().map(|url| {
             SharedThrottle::new(
-                url.expose(),
-                &config.valkey_prefix,
+                Arc::new(ValkeyStore::new(
+                    url.expose(),
+                    &config.valkey_prefix,
+                    "shared login throttle",
+                )),
                 config.throttle_max_failures,
                 config.throttle_window,
             )

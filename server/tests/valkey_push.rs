@@ -6,27 +6,14 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::valkey::{free_port, shared_valkey, start_redis, unique_prefix};
 use common::{TestServer, bearer_headers};
 use lib_auth::{Auth, AuthConfig, Mode, Secret};
 
 /// A poll interval no test waits for.
 const SLOW_POLL: Duration = Duration::from_secs(60);
-
-fn shared_valkey() -> String {
-    std::env::var("LIB_AUTH_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A prefix no other test (or run) uses.
-fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("lib-auth-test-{test}-{}-{nanos}", std::process::id())
-}
 
 async fn server_with(url: &str, prefix: &str) -> TestServer {
     let (url, prefix) = (url.to_owned(), prefix.to_owned());
@@ -139,13 +126,7 @@ async fn another_prefix_hears_nothing() {
 
 #[tokio::test]
 async fn with_valkey_unreachable_the_server_serves_and_validators_fall_back_to_polling() {
-    let closed = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        format!(
-            "redis://127.0.0.1:{}",
-            listener.local_addr().expect("address").port()
-        )
-    };
+    let closed = format!("redis://127.0.0.1:{}", free_port());
     let prefix = unique_prefix("down");
     let server = server_with(&closed, &prefix).await;
     let poll = Duration::from_millis(300);
@@ -157,56 +138,9 @@ async fn with_valkey_unreachable_the_server_serves_and_validators_fall_back_to_p
     assert!(took.is_some(), "the poll did not take over from the push");
 }
 
-/// A `redis-server` of the test's own, killed when dropped (also when the test fails).
-struct Redis(Child);
-
-impl Redis {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A `redis-server` of the test's own on `port`, keeping nothing on disk.
-fn start_redis(port: u16) -> Redis {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (apt-get install redis-server; .ci/run does it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Redis(child)
-}
-
 #[tokio::test]
 async fn valkey_killed_and_restarted_mid_run_never_fails_open_and_pushes_again() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let prefix = unique_prefix("restart");
     let mut redis = start_redis(port);

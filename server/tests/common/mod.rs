@@ -18,6 +18,8 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod valkey;
+
 /// The bootstrap admin's name and password in every test server.
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";

@@ -1,0 +1,269 @@
+//! Remote mode's shared decision cache against the real server and a real Redis-protocol
+//! server (the CI machine's on 127.0.0.1:6379 under a prefix per test, or one of the test's own
+//! to kill): what one validator learnt from the Auth service, another answers from Valkey.
+//!
+//! "Answered from Valkey" is proved by stopping the Auth service first: a validator that had
+//! to ask it would answer 503.
+
+mod common;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::valkey::{free_port, shared_valkey, start_redis, unique_prefix};
+use common::{TestServer, USER_PASSWORD, bearer_headers};
+use lib_auth::{Action, Auth, AuthConfig, Mode};
+use tower::{Layer, ServiceExt, service_fn};
+
+const SECRET: &str = "a-decision-secret-of-32-bytes-at-least!";
+
+/// A remote-mode validator of `server` sharing decisions in `url` under `prefix`, signed with
+/// `secret`; with `feed`, it has client credentials and so the revocation feed (and pushes).
+async fn validator(
+    server: &TestServer,
+    url: &str,
+    prefix: &str,
+    secret: Option<&str>,
+    feed: bool,
+) -> Auth {
+    let mut config = AuthConfig::default()
+        .enabled(true)
+        .mode(Mode::Remote)
+        .host(server.base.clone())
+        .valkey_url(url)
+        .valkey_prefix(prefix.to_owned())
+        .revocation_poll_interval(Duration::from_secs(60));
+    if let Some(secret) = secret {
+        config = config.valkey_decision_secret(secret);
+    }
+    if feed {
+        let (id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+        config = config.client_id(id).client_secret(secret);
+    }
+    Auth::new(config).expect("remote-mode validator")
+}
+
+/// The status of a request needing `action` on `midaz/ledgers` through `auth`'s layer.
+async fn status(auth: &Auth, token: &str, action: Action) -> StatusCode {
+    let inner = service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(axum::http::Response::new(Body::empty()))
+    });
+    let service = auth.require("midaz", "ledgers", action).layer(inner);
+    let request = Request::builder()
+        .uri("/v1/ledgers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    service.oneshot(request).await.expect("infallible").status()
+}
+
+/// A token of a user in `midaz-viewer-group`: ledgers may be read (get), not created (post).
+async fn viewer_token(server: &TestServer, name: &str) -> String {
+    server.create_user(name, &["midaz-viewer-group"]).await;
+    server.login(name, USER_PASSWORD).await["accessToken"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn one_validators_answers_are_served_to_another_from_valkey() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("decisions"));
+    let server = TestServer::start().await;
+    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let b = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let other_secret = validator(
+        &server,
+        &url,
+        &prefix,
+        Some("another-secret-of-32-bytes-at-least!!"),
+        false,
+    )
+    .await;
+    let no_secret = validator(&server, &url, &prefix, None, false).await;
+    let token = viewer_token(&server, "vera").await;
+    assert_eq!(status(&a, &token, Action::Get).await, StatusCode::OK);
+    assert_eq!(
+        status(&a, &token, Action::Post).await,
+        StatusCode::FORBIDDEN
+    );
+
+    let _ = server.stop().await;
+
+    // B never asked the (now stopped) Auth service: both answers, and the token's validity
+    // (vouched for by the 200), come from what A stored.
+    assert_eq!(status(&b, &token, Action::Get).await, StatusCode::OK);
+    assert_eq!(
+        status(&b, &token, Action::Post).await,
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        b.authenticate_headers(&bearer_headers(&token))
+            .await
+            .is_ok()
+    );
+    // Nothing is made up: a question A never asked needs the service.
+    assert_eq!(
+        status(&b, &token, Action::Delete).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Validators without the secret (or with another) do not believe A's entries.
+    for stranger in [&other_secret, &no_secret] {
+        assert_eq!(
+            status(stranger, &token, Action::Get).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}
+
+/// The values under `prefix`'s decision keys, straight from Valkey.
+async fn decision_entries(url: &str, prefix: &str) -> Vec<(String, String)> {
+    let client = redis::Client::open(url).expect("valkey url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("valkey");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:decisions:v1:*"))
+        .query_async(&mut raw)
+        .await
+        .expect("KEYS");
+    let mut entries = Vec::new();
+    for key in keys {
+        let value: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .expect("GET");
+        entries.push((key, value));
+    }
+    entries
+}
+
+async fn overwrite(url: &str, key: &str, value: &str) {
+    let client = redis::Client::open(url).expect("valkey url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("valkey");
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+}
+
+#[tokio::test]
+async fn an_entry_forged_in_valkey_never_admits() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("forged"));
+    let server = TestServer::start().await;
+    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let token = viewer_token(&server, "faye").await;
+    assert_eq!(
+        status(&a, &token, Action::Post).await,
+        StatusCode::FORBIDDEN
+    );
+    let entries = decision_entries(&url, &prefix).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let (key, value) = &entries[0];
+    assert!(value.starts_with("v1."), "a versioned value: {value}");
+    assert!(
+        !value.contains(&token) && !key.contains(&token),
+        "the token is not stored"
+    );
+
+    // Whoever can write to Valkey turns the refusal into an allowance, keeping the old
+    // signature, or with a signature made up: B asks the service, which refuses.
+    let flipped = value.replace("\"allowed\":false", "\"allowed\":true");
+    assert_ne!(&flipped, value);
+    let (_, json) = flipped.split_at(flipped.find('{').expect("json"));
+    for forged in [flipped.clone(), format!("v1.AAAA.{json}"), json.to_owned()] {
+        overwrite(&url, key, &forged).await;
+        // A validator of its own each time: nothing in its memory, so it reads the entry.
+        let b = validator(&server, &url, &prefix, Some(SECRET), false).await;
+        assert_eq!(
+            status(&b, &token, Action::Post).await,
+            StatusCode::FORBIDDEN,
+            "believed {forged}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_though_valkey_still_holds_its_answer() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("revoked"));
+    // The server publishes revocations there too.
+    let server = {
+        let (url, prefix) = (url.clone(), prefix.clone());
+        TestServer::start_with(move |c| {
+            c.valkey_url = Some(lib_auth::Secret::new(url));
+            c.valkey_prefix = prefix;
+        })
+        .await
+    };
+    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let b = validator(&server, &url, &prefix, Some(SECRET), true).await;
+    // B's feed and push subscription start with its first check.
+    let warm = viewer_token(&server, "walt").await;
+    assert_eq!(status(&b, &warm, Action::Get).await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let token = viewer_token(&server, "rose").await;
+    assert_eq!(status(&a, &token, Action::Get).await, StatusCode::OK);
+    server.logout(&token).await;
+    // B learns of the logout by push…
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while b.revocation_count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no push within 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // …while the entry A wrote still says "allowed": B refuses the token all the same.
+    assert_eq!(
+        decision_entries(&url, &prefix).await.len(),
+        2,
+        "A's entry stands"
+    );
+    assert_eq!(
+        status(&b, &token, Action::Get).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn valkey_lost_and_back_service_continues_and_sharing_resumes() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = unique_prefix("lost");
+    let mut redis = start_redis(port);
+    let server = TestServer::start().await;
+    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let b = validator(&server, &url, &prefix, Some(SECRET), false).await;
+
+    redis.kill();
+    // Without Valkey both ask the service: right answers, no failure.
+    let during = viewer_token(&server, "dana").await;
+    for auth in [&a, &b] {
+        assert_eq!(status(auth, &during, Action::Get).await, StatusCode::OK);
+        assert_eq!(
+            status(auth, &during, Action::Post).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    let _redis = start_redis(port);
+    // Past the store's pause after its failures, A's next answer is shared again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = viewer_token(&server, "ada").await;
+    assert_eq!(status(&a, &after, Action::Get).await, StatusCode::OK);
+    let _ = server.stop().await;
+    assert_eq!(
+        status(&b, &after, Action::Get).await,
+        StatusCode::OK,
+        "B did not get A's answer from Valkey after it came back"
+    );
+}
