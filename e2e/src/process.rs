@@ -99,6 +99,11 @@ impl Process {
 
     /// Stops the process (SIGKILL) and waits for it to end.
     pub async fn stop(mut self) {
+        self.kill().await;
+    }
+
+    /// [`stop`](Self::stop), keeping what it wrote (its stderr file stays readable).
+    pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
 }

@@ -146,6 +146,11 @@ impl AuthServer {
         self.dir.path()
     }
 
+    /// Stops the server (SIGKILL); its directory stays until it is dropped.
+    pub async fn stop(&mut self) {
+        self.process.kill().await;
+    }
+
     /// What the server wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         self.process.stderr_text()
