@@ -42,16 +42,19 @@ async fn ok(_req: Request<Body>) -> Result<Response<Body>, std::convert::Infalli
     Ok(Response::new(Body::from(Bytes::from_static(b"{}"))))
 }
 
-/// lib-auth-server on 127.0.0.1 in its own runtime (kept alive by the returned handle), and
-/// `count` access tokens of an application allowed to read ledgers.
-fn auth_server(
-    count: usize,
-) -> (
-    String,
-    Vec<String>,
-    tokio::runtime::Runtime,
-    tempfile::TempDir,
-) {
+/// lib-auth-server on 127.0.0.1 in a runtime of its own.
+struct AuthService {
+    base: String,
+    /// Access tokens of an application allowed to read ledgers.
+    tokens: Vec<String>,
+    /// The validators' own credentials (sharing decisions needs the revocation feed).
+    credentials: (String, String),
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts lib-auth-server and gets `count` tokens from it.
+fn auth_server(count: usize) -> AuthService {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,7 +67,7 @@ fn auth_server(
         admin_password: Some(lib_auth::Secret::new("bench-admin-password")),
         ..ServerConfig::default()
     };
-    let (base, tokens) = runtime.block_on(async {
+    let (base, tokens, credentials) = runtime.block_on(async {
         let auth = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -88,6 +91,15 @@ fn auth_server(
         )
         .await
         .expect("application");
+        let ledger = new_application(
+            server.state.store(),
+            "midaz",
+            "the validators' own credentials",
+            vec!["midaz-viewer-role".to_owned()],
+        )
+        .await
+        .expect("application");
+        let credentials = (ledger.application.client_id, ledger.client_secret);
         let http = reqwest::Client::new();
         let mut tokens = Vec::with_capacity(count);
         for _ in 0..count {
@@ -108,21 +120,30 @@ fn auth_server(
         }
         // The server's tasks run on `runtime` until it is dropped.
         drop(server);
-        (base, tokens)
+        (base, tokens, credentials)
     });
-    (base, tokens, runtime, dir)
+    AuthService {
+        base,
+        tokens,
+        credentials,
+        _runtime: runtime,
+        _dir: dir,
+    }
 }
 
-fn validator(host: &str, valkey: &str, prefix: &str, shared: bool) -> Auth {
+fn validator(service: &AuthService, valkey: &str, prefix: &str, shared: bool) -> Auth {
     let mut config = AuthConfig::default()
         .enabled(true)
         .mode(Mode::Remote)
-        .host(host.to_owned());
+        .host(service.base.clone());
     if shared {
         config = config
             .valkey_url(valkey)
             .valkey_prefix(prefix.to_owned())
-            .valkey_decision_secret(SECRET);
+            .valkey_decision_secret(SECRET)
+            .client_id(service.credentials.0.clone())
+            .client_secret(service.credentials.1.clone())
+            .revocation_poll_interval(Duration::from_secs(60));
     }
     Auth::new(config).expect("config")
 }
@@ -142,22 +163,22 @@ fn bench_decisions(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (host, mut tokens, _server_runtime, _dir) = auth_server(TOKENS + 1);
-    let warm = tokens.pop().expect("a token to warm up with");
+    let mut service = auth_server(TOKENS + 1);
+    let warm = service.tokens.pop().expect("a token to warm up with");
     let valkey = std::env::var("LIB_AUTH_TEST_VALKEY_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let prefix = format!("lib-auth-bench-{}", std::process::id());
 
     // One validator asks the service about every token and stores the answers in Valkey.
-    let writer = validator(&host, &valkey, &prefix, true);
+    let writer = validator(&service, &valkey, &prefix, true);
     runtime.block_on(async {
-        for token in &tokens {
+        for token in &service.tokens {
             call(&writer, token).await;
         }
     });
 
     let mut group = c.benchmark_group("remote decision");
-    let hot = validator(&host, &valkey, &prefix, true);
+    let hot = validator(&service, &valkey, &prefix, true);
     runtime.block_on(call(&hot, &warm));
     let mut guarded = hot.require_method("midaz", "ledgers").layer(service_fn(ok));
     group.bench_function("hit in moka (level 1)", |b| {
@@ -175,13 +196,14 @@ fn bench_decisions(c: &mut Criterion) {
 
     // Every request is the first sight of its token in a fresh validator.
     let misses = |shared: bool| {
-        let (host, valkey, prefix, tokens, warm) = (&host, &valkey, &prefix, &tokens, &warm);
+        let (service, valkey, prefix, warm) = (&service, &valkey, &prefix, &warm);
+        let tokens = &service.tokens;
         let runtime = &runtime;
         move |iters: u64| {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let auth = validator(host, valkey, prefix, shared);
+                let auth = validator(service, valkey, prefix, shared);
                 // Connects (to Valkey, to the service) outside the timing.
                 runtime.block_on(call(&auth, warm));
                 let mut guarded = auth

@@ -118,7 +118,7 @@ impl Local {
         // revocations itself; anyone else is told what is missing.
         if poller.is_none() && config.static_keys.is_empty() {
             tracing::warn!(
-                "PLUGIN_AUTH_CLIENT_ID, PLUGIN_AUTH_CLIENT_SECRET or PLUGIN_AUTH_HOST is not set: no revocation feed, so logouts and other revocations only take effect when the tokens expire"
+                "PLUGIN_AUTH_CLIENT_ID, PLUGIN_AUTH_CLIENT_SECRET or PLUGIN_AUTH_HOST is not set: no revocation feed (and no pushed revocations, even with VALKEY_URL), so logouts and other revocations only take effect when the tokens expire"
             );
         }
         if let Some(poller) = &poller {
@@ -164,7 +164,7 @@ impl Remote {
         let poller = revocation_feed(config, client, application, &revocations, None)?;
         if poller.is_none() {
             tracing::warn!(
-                "PLUGIN_AUTH_CLIENT_ID or PLUGIN_AUTH_CLIENT_SECRET is not set: no revocation feed, so a revoked token's cached decisions stay valid for up to PLUGIN_AUTH_CACHE_TTL"
+                "PLUGIN_AUTH_CLIENT_ID or PLUGIN_AUTH_CLIENT_SECRET is not set: no revocation feed (and no pushed revocations, even with VALKEY_URL), so a revoked token's cached decisions stay valid for up to PLUGIN_AUTH_CACHE_TTL"
             );
         }
         if let Some(poller) = &poller {
@@ -399,6 +399,11 @@ impl Auth {
 
     /// Drops everything cached about `token` (its verification, its decisions): the next
     /// request bearing it is checked from scratch. Call it when you learn the token was revoked.
+    ///
+    /// In remote mode with shared decisions, this validator also stops reading the token's
+    /// entry in the shared store at once (for `PLUGIN_AUTH_CACHE_TTL`), and the entry is deleted
+    /// there in the background when this is called within a Tokio runtime; other validators
+    /// read it until then.
     pub fn forget_token(&self, token: &str) {
         match &self.inner.engine {
             Engine::Local(local) => local.verifier.forget(token),

@@ -57,6 +57,18 @@ impl Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -118,7 +130,8 @@ pub struct AuthConfig {
     /// `VALKEY_URL` (`redis://…`): with it, revocations published by the Auth service over
     /// Valkey pub/sub are applied the moment they are published (the revocation feed stays the
     /// fallback; needs the client credentials). Default none: in-process state only.
-    pub valkey_url: Option<String>,
+    /// It may carry a password, so it is a [`Secret`] (never in `Debug` output).
+    pub valkey_url: Option<Secret>,
     /// `VALKEY_PREFIX`: the namespace of every key and channel in Valkey, shared with the Auth
     /// service. Default `lib-auth`.
     pub valkey_prefix: String,
@@ -234,7 +247,7 @@ impl AuthConfig {
     setter!(/// Sets [`AuthConfig::leeway`].
         leeway: Duration);
     setter!(/// Sets [`AuthConfig::valkey_url`].
-        valkey_url: option String);
+        valkey_url: option Secret);
     setter!(/// Sets [`AuthConfig::valkey_prefix`].
         valkey_prefix: String);
 
@@ -340,7 +353,7 @@ impl AuthConfig {
                 return Err(invalid("PLUGIN_AUTH_LEEWAY", &v, LEEWAY_EXPECTED));
             }
         }
-        c.valkey_url = get("VALKEY_URL");
+        c.valkey_url = get("VALKEY_URL").map(Secret::new);
         if let Some(v) = get("VALKEY_PREFIX") {
             c.valkey_prefix = v.trim().to_owned();
         }
@@ -382,7 +395,7 @@ impl AuthConfig {
                 ));
             }
         }
-        if let Some(url) = &self.valkey_url
+        if let Some(url) = self.valkey_url.as_ref().map(Secret::expose)
             && !["redis://", "rediss://", "valkey://", "valkeys://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme))
@@ -411,7 +424,7 @@ impl AuthConfig {
         {
             return Err(invalid(
                 "VALKEY_DECISION_SECRET",
-                "***",
+                &format!("*** ({} bytes)", secret.expose().len()),
                 "a secret of at least 32 bytes",
             ));
         }
@@ -445,6 +458,19 @@ impl AuthConfig {
         }
         if !self.enabled {
             return Ok(());
+        }
+        let shares_decisions = self.mode == Mode::Remote
+            && self.valkey_decision_secret.is_some()
+            && (self.valkey_url.is_some() || self.decision_store.is_some());
+        if shares_decisions && (self.client_id.is_none() || self.client_secret.is_none()) {
+            return Err(ConfigError::Missing {
+                variable: if self.client_id.is_none() {
+                    "PLUGIN_AUTH_CLIENT_ID"
+                } else {
+                    "PLUGIN_AUTH_CLIENT_SECRET"
+                },
+                why: "VALKEY_DECISION_SECRET shares decisions, which only a validator that receives revocations may read (an answer given before a logout would pass for one given after): set PLUGIN_AUTH_CLIENT_ID and PLUGIN_AUTH_CLIENT_SECRET",
+            });
         }
         let has_offline_keys = !self.static_keys.is_empty() || self.jwks_file.is_some();
         match self.mode {
@@ -506,6 +532,15 @@ impl AuthConfig {
 
 /// `url` with any password replaced by `***`, for error messages and logs.
 pub(crate) fn redact_url(url: &str) -> String {
+    // An unencoded `/` (or `?`, `#`) in a password ends the authority early for a URL parser,
+    // which then takes the rest of the password for the path: whatever sits between the
+    // scheme and the last `@` is hidden.
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((credentials, host)) = rest.rsplit_once('@')
+        && credentials.contains(['/', '?', '#'])
+    {
+        return format!("{scheme}://***@{host}");
+    }
     match reqwest::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
@@ -659,7 +694,10 @@ mod tests {
         assert_eq!(c.cache_ttl, Duration::from_secs(120));
         assert_eq!(c.revocation_poll_interval, Duration::from_millis(250));
         assert_eq!(c.leeway, Duration::from_secs(5));
-        assert_eq!(c.valkey_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            c.valkey_url.as_ref().map(Secret::expose),
+            Some("redis://127.0.0.1:6379")
+        );
         assert_eq!(c.claim_mapping.roles_path, ["realm_access", "roles"]);
     }
 
@@ -697,6 +735,67 @@ mod tests {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(value), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn a_decision_secret_is_long_never_shown_and_shared_only_with_the_feed() {
+        let remote = [
+            ("PLUGIN_AUTH_ENABLED", "true"),
+            ("PLUGIN_AUTH_MODE", "remote"),
+            ("PLUGIN_AUTH_HOST", "http://auth:4000"),
+            ("VALKEY_URL", "redis://:hunter2pw@cache:6379"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = remote.to_vec();
+            vars.extend_from_slice(extra);
+            from(&vars)
+        };
+        let short = with(&[("VALKEY_DECISION_SECRET", "thirty-one-bytes-is-one-too-few")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            short.contains("VALKEY_DECISION_SECRET") && short.contains("31 bytes"),
+            "{short}"
+        );
+        assert!(!short.contains("thirty-one"), "{short}");
+        let secret = (
+            "VALKEY_DECISION_SECRET",
+            "a-decision-secret-of-32-bytes-at-least",
+        );
+        let no_feed = with(&[secret]).unwrap_err().to_string();
+        assert!(no_feed.contains("PLUGIN_AUTH_CLIENT_ID"), "{no_feed}");
+        let config = with(&[
+            secret,
+            ("PLUGIN_AUTH_CLIENT_ID", "ledger"),
+            ("PLUGIN_AUTH_CLIENT_SECRET", "ledger-secret"),
+        ])
+        .expect("with the feed's credentials");
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("hunter2pw") && !debug.contains("32-bytes"),
+            "{debug}"
+        );
+        // Local mode has no decision cache to share: the secret changes nothing there.
+        assert!(
+            from(&[
+                ("PLUGIN_AUTH_ENABLED", "true"),
+                ("PLUGIN_AUTH_HOST", "http://auth:4000"),
+                ("VALKEY_URL", "redis://cache:6379"),
+                secret,
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_password_with_a_slash_in_a_url_is_hidden_whole() {
+        let redacted = redact_url("redis://:p@ss/hunter2pw@host:6379");
+        assert!(!redacted.contains("hunter2pw"), "{redacted}");
+        assert!(redacted.ends_with("@host:6379"), "{redacted}");
+        assert_eq!(
+            redact_url("redis://user:pw@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn revocation_channel(prefix: &str) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
     /// `VALKEY_URL`.
-    pub(crate) url: String,
+    pub(crate) url: crate::config::Secret,
     /// [`revocation_channel`] of `VALKEY_PREFIX`.
     pub(crate) channel: String,
 }
@@ -90,7 +90,7 @@ async fn listen(
 ) -> Ended {
     use futures_util::StreamExt as _;
 
-    let client = match redis::Client::open(subscription.url.as_str()) {
+    let client = match redis::Client::open(subscription.url.expose()) {
         Ok(client) => client,
         Err(e) => return Ended::Lost(e.to_string()),
     };
@@ -103,6 +103,7 @@ async fn listen(
         return Ended::Lost(e.to_string());
     }
     outage.recovered(SOURCE);
+    tracing::info!(channel = %subscription.channel, "listening for pushed revocations");
     *backoff = MIN_BACKOFF;
     // Everything published from now on arrives here; what was published before, while this
     // validator was not listening, comes with one poll of the feed, now.

@@ -325,6 +325,10 @@ struct RemoteInner {
     /// The second level, shared with the other validators (`VALKEY_URL` and
     /// `VALKEY_DECISION_SECRET`).
     shared: Option<SharedDecisions>,
+    /// Tokens forgotten here ([`RemoteAuthorizer::forget`], or refused by the service) in the
+    /// last `cache_ttl`: their shared entries are not read, whatever Valkey still holds (its
+    /// delete may not have landed, or another validator's save may land after it).
+    forgotten: moka::sync::Cache<Arc<str>, (), RandomState>,
 }
 
 /// The shared level of the decision cache, when configured: [`AuthConfig::decision_store`] or
@@ -336,7 +340,7 @@ fn shared_level(
     let store: Arc<dyn Store> = match (&config.decision_store, &config.valkey_url) {
         (Some(store), _) => store.clone(),
         (None, Some(url)) => Arc::new(ValkeyStore::new(
-            url,
+            url.expose(),
             &config.valkey_prefix,
             "shared decision cache",
         )),
@@ -348,6 +352,10 @@ fn shared_level(
         );
         return Ok(None);
     };
+    tracing::info!(
+        store = ?store,
+        "remote mode: decisions shared with the other validators (VALKEY_DECISION_SECRET)"
+    );
     SharedDecisions::new(store, secret.expose().as_bytes(), authorize_url)
         .map(Some)
         .ok_or(ConfigError::InvalidValue {
@@ -388,6 +396,15 @@ impl RemoteAuthorizer {
                 flights: Mutex::new(HashMap::default()),
                 revocations,
                 shared,
+                forgotten: moka::sync::Cache::builder()
+                    .max_capacity(config.cache_capacity)
+                    // moka refuses TTLs of centuries; no token lives a year.
+                    .time_to_live(
+                        config
+                            .cache_ttl
+                            .clamp(Duration::from_millis(1), Duration::from_secs(365 * 86_400)),
+                    )
+                    .build_with_hasher(RandomState::default()),
             }),
         })
     }
@@ -396,9 +413,13 @@ impl RemoteAuthorizer {
     /// in the background.
     pub(crate) fn forget(&self, token: &str) {
         self.inner.tokens.invalidate(token);
-        if self.inner.shared.is_some()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        if self.inner.shared.is_none() {
+            return;
+        }
+        // At once, with or without a runtime: this validator reads no shared entry of the
+        // token from now on (for the longest any entry lives).
+        self.inner.forgotten.insert(Arc::from(token), ());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let this = self.clone();
             let token = token.to_owned();
             runtime.spawn(async move {
@@ -515,6 +536,7 @@ impl RemoteAuthorizer {
         permission: Option<&Permission>,
     ) -> Result<bool, AuthError> {
         if let Some(shared) = &self.inner.shared
+            && !self.inner.forgotten.contains_key(&**token)
             && let Some(snapshot) = shared.load(token).await
         {
             let cap = self
@@ -573,6 +595,7 @@ impl RemoteAuthorizer {
                     entry.forget();
                     self.inner.tokens.invalidate(&**token);
                     if let Some(shared) = &self.inner.shared {
+                        self.inner.forgotten.insert(token.clone(), ());
                         shared.forget(token).await;
                     }
                 }

@@ -18,8 +18,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), lib_auth::StoreError> {
 //! let store = LocalStore::new("my-service", 10_000);
-//! assert_eq!(store.increment("failures:alice", Duration::from_secs(60)).await?, 1);
-//! assert_eq!(store.increment("failures:alice", Duration::from_secs(60)).await?, 2);
+//! assert_eq!(store.add("failures:alice", 1, Duration::from_secs(60)).await?, 1);
+//! assert_eq!(store.add("failures:alice", 1, Duration::from_secs(60)).await?, 2);
 //! store.set("greeting", b"hello", Duration::from_secs(5)).await?;
 //! assert_eq!(store.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
 //! # Ok(())
@@ -83,9 +83,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Removes `key` (nothing happens if it does not exist).
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 
-    /// Adds one to the counter `key` and answers its new value. A counter that did not exist
-    /// starts at 1 and lives for `ttl`; an existing one keeps its TTL.
-    fn increment<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, u64>;
+    /// Adds `amount` (negative to take away) to the counter `key` and answers its new value. A
+    /// counter that did not exist starts from 0 and lives for `ttl`; an existing one keeps its
+    /// TTL.
+    fn add<'a>(&'a self, key: &'a str, amount: i64, ttl: Duration) -> StoreFuture<'a, i64>;
 
     /// Sets the TTL of `key`, if it exists, to `ttl`.
     fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()>;
@@ -101,7 +102,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 enum Data {
     Bytes(Arc<[u8]>),
-    Counter(u64),
+    Counter(i64),
 }
 
 /// One entry: its data and the instant it stops existing. Entries are never mutated; a change
@@ -205,7 +206,7 @@ impl Store for LocalStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn increment<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, u64> {
+    fn add<'a>(&'a self, key: &'a str, amount: i64, ttl: Duration) -> StoreFuture<'a, i64> {
         let mut outcome = Ok(0);
         // Atomic per key: concurrent increments never lose a count.
         self.entries
@@ -216,9 +217,9 @@ impl Store for LocalStore {
                     .filter(|slot| Instant::now() < slot.until);
                 match live.as_deref() {
                     None => {
-                        outcome = Ok(1);
+                        outcome = Ok(amount);
                         Op::Put(Arc::new(Slot {
-                            data: Data::Counter(1),
+                            data: Data::Counter(amount),
                             until: deadline(ttl),
                         }))
                     }
@@ -226,7 +227,7 @@ impl Store for LocalStore {
                         data: Data::Counter(n),
                         until,
                     }) => {
-                        let next = n.saturating_add(1);
+                        let next = n.saturating_add(amount);
                         outcome = Ok(next);
                         Op::Put(Arc::new(Slot {
                             data: Data::Counter(next),
@@ -395,7 +396,11 @@ impl ValkeyStore {
         let outcome = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                *self.connection.lock().await = None;
+                // Never waited for: a caller still connecting holds the lock, and this call's
+                // time is up. (That caller's own deadline ends its attempt.)
+                if let Ok(mut slot) = self.connection.try_lock() {
+                    *slot = None;
+                }
                 Err(unavailable(format!(
                     "no answer within {} ms",
                     self.timeout.as_millis()
@@ -515,19 +520,19 @@ impl Store for ValkeyStore {
         })
     }
 
-    fn increment<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, u64> {
+    fn add<'a>(&'a self, key: &'a str, amount: i64, ttl: Duration) -> StoreFuture<'a, i64> {
         Box::pin(async move {
             let full = self.key(key);
             let mut pipe = redis::pipe();
             // One transaction: a counter never exists without its TTL.
             pipe.atomic();
-            pipe.cmd("INCR").arg(&full);
+            pipe.cmd("INCRBY").arg(&full).arg(amount);
             pipe.cmd("PEXPIRE")
                 .arg(&full)
                 .arg(millis(ttl))
                 .arg("NX")
                 .ignore();
-            self.run(key, pipe).await.map(|(n,): (u64,)| n)
+            self.run(key, pipe).await.map(|(n,): (i64,)| n)
         })
     }
 
@@ -578,20 +583,17 @@ mod tests {
     async fn a_local_counter_keeps_its_first_ttl_and_refuses_text() {
         let store = LocalStore::new("t", 100);
         let ttl = Duration::from_secs(60);
-        assert_eq!(store.increment("c", ttl).await.unwrap(), 1);
+        assert_eq!(store.add("c", 1, ttl).await.unwrap(), 1);
         let first = store.remaining("c").await.unwrap().unwrap();
         assert_eq!(
-            store
-                .increment("c", Duration::from_secs(600))
-                .await
-                .unwrap(),
+            store.add("c", 1, Duration::from_secs(600)).await.unwrap(),
             2
         );
         assert!(store.remaining("c").await.unwrap().unwrap() <= first);
         assert_eq!(store.get("c").await.unwrap().as_deref(), Some(&b"2"[..]));
         store.set("text", b"x", ttl).await.unwrap();
         assert!(matches!(
-            store.increment("text", ttl).await,
+            store.add("text", 1, ttl).await,
             Err(StoreError::Unexpected { .. })
         ));
         store.expire("c", Duration::from_secs(600)).await.unwrap();
@@ -608,7 +610,7 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     for _ in 0..250 {
-                        store.increment("n", Duration::from_secs(60)).await.unwrap();
+                        store.add("n", 1, Duration::from_secs(60)).await.unwrap();
                     }
                 })
             })

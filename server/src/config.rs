@@ -37,7 +37,7 @@ pub struct ServerConfig {
     pub auth_port: u16,
     /// Identity listener port (`IDENTITY_PORT`, default 4001).
     pub identity_port: u16,
-    /// `iss` of issued tokens (`AUTH_ISSUER`, default `http://localhost:4000`).
+    /// `iss` of issued tokens (`AUTH_ISSUER`, default `http://localhost:<AUTH_PORT>`).
     pub issuer: String,
     /// `aud` of issued access tokens (`AUTH_AUDIENCE`, default `midaz`): the services they are
     /// meant for, which a validator pins with `PLUGIN_AUTH_AUDIENCE`.
@@ -139,6 +139,10 @@ impl ServerConfig {
         }
         if let Some(v) = get("IDENTITY_PORT") {
             config.identity_port = parse_port("IDENTITY_PORT", &v)?;
+        }
+        // Unset, the issuer follows the port: the server's own URL on this machine.
+        if config.auth_port != 0 {
+            config.issuer = format!("http://localhost:{}", config.auth_port);
         }
         if let Some(v) = get("AUTH_ISSUER") {
             let v = v.trim().trim_end_matches('/').to_owned();
@@ -332,6 +336,15 @@ mod tests {
         assert_eq!(config.auth_port, 4000);
         assert_eq!(config.identity_port, 4001);
         assert_eq!(config.issuer, "http://localhost:4000");
+        // The issuer follows the port unless set.
+        let moved = from(&[("AUTH_PORT", "4300")]).expect("port");
+        assert_eq!(moved.issuer, "http://localhost:4300");
+        let pinned = from(&[
+            ("AUTH_PORT", "4300"),
+            ("AUTH_ISSUER", "https://auth.example"),
+        ])
+        .expect("issuer");
+        assert_eq!(pinned.issuer, "https://auth.example");
         assert_eq!(config.access_token_ttl, Duration::from_secs(3600));
         assert_eq!(config.refresh_token_ttl, Duration::from_secs(86400));
         assert_eq!(config.admin_username, "admin");

@@ -57,52 +57,124 @@ impl SharedThrottle {
     }
 
     /// The longest lock any replica set on one of `keys`, if any is in force (none when the
-    /// store cannot be reached: the replica's own throttle still applies).
+    /// store cannot be reached: the replica's own throttle still applies). Never more than the
+    /// longest lock this throttle sets, whatever the store says.
     pub async fn locked(&self, keys: &[String]) -> Option<Duration> {
         let mut longest = None;
         for key in keys {
             let Ok(left) = self.store.remaining(&Self::key("lock", key)).await else {
                 return longest;
             };
-            longest = longest.max(left);
+            longest = longest.max(left.map(|left| left.min(MAX_LOCK)));
         }
         longest
     }
 
-    /// Counts a failure of every key of `keys`; locks, for every replica, those that reach
-    /// their limit. Answers the longest lock now in force among them.
+    /// Counts an attempt of every key of `keys` before it is checked, so that guesses made in
+    /// parallel on every replica are all counted before any is checked. `Err(wait)` when one
+    /// of them is past its limit: the attempt must not be checked.
+    pub async fn reserve(&self, keys: &[String]) -> Result<Reservation, Duration> {
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in keys {
+            let count = self
+                .store
+                .add(&Self::key("fails", key), 1, self.window)
+                .await
+                .ok();
+            counts.push(count);
+            if count.is_some_and(|n| n > i64::from(self.limit_of(key))) {
+                // The attempt that reached the limit may still be being checked: its lock
+                // may not be set yet.
+                let wait = self.locked(std::slice::from_ref(key)).await;
+                return Err(wait.unwrap_or(self.window));
+            }
+        }
+        Ok(Reservation { counts })
+    }
+
+    /// The attempt of [`reserve`](Self::reserve) failed: the keys it brought to their limit are
+    /// locked for every replica. Answers the longest lock now in force among them.
+    pub async fn failed_reserved(
+        &self,
+        keys: &[String],
+        reservation: &Reservation,
+    ) -> Option<Duration> {
+        let mut longest = None::<Duration>;
+        for (key, count) in keys.iter().zip(&reservation.counts) {
+            // Only the attempt that reached the limit locks: parallel failures past it were
+            // refused unchecked, and must not lengthen the lock-out.
+            if *count == Some(i64::from(self.limit_of(key))) {
+                longest = longest.max(self.lock_out(key).await);
+            }
+        }
+        longest
+    }
+
+    /// The attempt of [`reserve`](Self::reserve) succeeded: the failures of `keys[0]` (the
+    /// username) are cleared, and the attempt no longer counts against the other keys (the
+    /// address).
+    pub async fn succeeded_reserved(&self, keys: &[String], reservation: &Reservation) {
+        if let Some(first) = keys.first() {
+            self.succeeded(first).await;
+        }
+        for (key, count) in keys.iter().zip(&reservation.counts).skip(1) {
+            if count.is_some() {
+                let _ = self
+                    .store
+                    .add(&Self::key("fails", key), -1, self.window)
+                    .await;
+            }
+        }
+    }
+
+    /// Counts a failure of every key of `keys` (checked already: a client secret's comparison
+    /// has no wait in it, so parallel guesses hardly overlap); locks, for every replica, those
+    /// that reach their limit. Answers the longest lock now in force among them.
     pub async fn failed(&self, keys: &[String]) -> Option<Duration> {
         let mut longest = None::<Duration>;
         for key in keys {
             let fails = Self::key("fails", key);
-            let Ok(count) = self.store.increment(&fails, self.window).await else {
+            let Ok(count) = self.store.add(&fails, 1, self.window).await else {
                 return longest;
             };
-            if count < u64::from(self.limit_of(key)) {
-                continue;
+            if count >= i64::from(self.limit_of(key)) {
+                longest = longest.max(self.lock_out(key).await);
             }
-            let lockouts_key = Self::key("lockouts", key);
-            let Ok(lockouts) = self.store.increment(&lockouts_key, MAX_LOCK).await else {
-                return longest;
-            };
-            let _ = self.store.delete(&fails).await;
-            let factor = 1u32 << lockouts.saturating_sub(1).min(16);
-            let lock = self.window.saturating_mul(factor).min(MAX_LOCK);
-            let _ = self.store.set(&Self::key("lock", key), b"1", lock).await;
-            // A lock-out long past (two windows after it ended) is forgiven, as locally.
-            let _ = self
-                .store
-                .expire(&lockouts_key, lock + self.window.saturating_mul(2))
-                .await;
-            longest = longest.max(Some(lock));
         }
         longest
+    }
+
+    /// Locks `key` for every replica, for the window doubled by each earlier lock-out (up to
+    /// an hour), and restarts its count.
+    async fn lock_out(&self, key: &str) -> Option<Duration> {
+        let lockouts_key = Self::key("lockouts", key);
+        let lockouts = self.store.add(&lockouts_key, 1, MAX_LOCK).await.ok()?;
+        let _ = self.store.delete(&Self::key("fails", key)).await;
+        let factor = 1u32
+            << u32::try_from(lockouts.saturating_sub(1))
+                .unwrap_or(0)
+                .min(16);
+        let lock = self.window.saturating_mul(factor).min(MAX_LOCK);
+        let _ = self.store.set(&Self::key("lock", key), b"1", lock).await;
+        // A lock-out long past (two windows after it ended) is forgiven, as locally.
+        let _ = self
+            .store
+            .expire(&lockouts_key, lock + self.window.saturating_mul(2))
+            .await;
+        Some(lock)
     }
 
     /// Clears the failures of `key` (a username or client id that just succeeded).
     pub async fn succeeded(&self, key: &str) {
         let _ = self.store.delete(&Self::key("fails", key)).await;
     }
+}
+
+/// What [`SharedThrottle::reserve`] counted: each key's count with this attempt (`None` where
+/// the store could not be reached).
+#[derive(Debug)]
+pub struct Reservation {
+    counts: Vec<Option<i64>>,
 }
 
 #[cfg(test)]
@@ -132,5 +204,23 @@ mod tests {
         // Success clears failures, not locks.
         a.succeeded(&keys[0]).await;
         assert!(b.locked(&keys).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn successful_logins_do_not_count_against_their_address() {
+        let store: Arc<dyn SharedStore> = Arc::new(LocalStore::new("t", 1000));
+        let throttle = SharedThrottle::new(store.clone(), 1, Duration::from_secs(60));
+        // The address may fail ten times as often as a username (limit 1 here): 30
+        // successful logins from it, one at a time, are never refused.
+        for n in 0..30 {
+            let keys = [format!("user:u{n}"), "address:10.0.0.9".to_owned()];
+            let reservation = throttle.reserve(&keys).await.expect("admitted");
+            throttle.succeeded_reserved(&keys, &reservation).await;
+        }
+        let address = SharedThrottle::key("fails", "address:10.0.0.9");
+        assert_eq!(
+            store.get(&address).await.unwrap().as_deref(),
+            Some(&b"0"[..])
+        );
     }
 }

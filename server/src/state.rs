@@ -87,6 +87,13 @@ impl AppState {
                 config.throttle_window,
             )
         });
+        if config.valkey_url.is_some() {
+            tracing::info!(
+                channel = %lib_auth::revocation_channel(&config.valkey_prefix),
+                prefix = %config.valkey_prefix,
+                "Valkey: new revocations are published, and the login throttle is shared by the replicas of this prefix"
+            );
+        }
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,

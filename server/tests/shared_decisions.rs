@@ -20,14 +20,9 @@ use tower::{Layer, ServiceExt, service_fn};
 const SECRET: &str = "a-decision-secret-of-32-bytes-at-least!";
 
 /// A remote-mode validator of `server` sharing decisions in `url` under `prefix`, signed with
-/// `secret`; with `feed`, it has client credentials and so the revocation feed (and pushes).
-async fn validator(
-    server: &TestServer,
-    url: &str,
-    prefix: &str,
-    secret: Option<&str>,
-    feed: bool,
-) -> Auth {
+/// `secret`. With a secret it has client credentials, which sharing requires, and so the
+/// revocation feed (polled once a minute; pushes when the server publishes to `url`).
+async fn validator(server: &TestServer, url: &str, prefix: &str, secret: Option<&str>) -> Auth {
     let mut config = AuthConfig::default()
         .enabled(true)
         .mode(Mode::Remote)
@@ -36,11 +31,11 @@ async fn validator(
         .valkey_prefix(prefix.to_owned())
         .revocation_poll_interval(Duration::from_secs(60));
     if let Some(secret) = secret {
-        config = config.valkey_decision_secret(secret);
-    }
-    if feed {
-        let (id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
-        config = config.client_id(id).client_secret(secret);
+        let (id, app_secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+        config = config
+            .valkey_decision_secret(secret)
+            .client_id(id)
+            .client_secret(app_secret);
     }
     Auth::new(config).expect("remote-mode validator")
 }
@@ -72,17 +67,16 @@ async fn viewer_token(server: &TestServer, name: &str) -> String {
 async fn one_validators_answers_are_served_to_another_from_valkey() {
     let (url, prefix) = (shared_valkey(), unique_prefix("decisions"));
     let server = TestServer::start().await;
-    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
-    let b = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let a = validator(&server, &url, &prefix, Some(SECRET)).await;
+    let b = validator(&server, &url, &prefix, Some(SECRET)).await;
     let other_secret = validator(
         &server,
         &url,
         &prefix,
         Some("another-secret-of-32-bytes-at-least!!"),
-        false,
     )
     .await;
-    let no_secret = validator(&server, &url, &prefix, None, false).await;
+    let no_secret = validator(&server, &url, &prefix, None).await;
     let token = viewer_token(&server, "vera").await;
     assert_eq!(status(&a, &token, Action::Get).await, StatusCode::OK);
     assert_eq!(
@@ -162,7 +156,7 @@ async fn overwrite(url: &str, key: &str, value: &str) {
 async fn an_entry_forged_in_valkey_never_admits() {
     let (url, prefix) = (shared_valkey(), unique_prefix("forged"));
     let server = TestServer::start().await;
-    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let a = validator(&server, &url, &prefix, Some(SECRET)).await;
     let token = viewer_token(&server, "faye").await;
     assert_eq!(
         status(&a, &token, Action::Post).await,
@@ -185,7 +179,7 @@ async fn an_entry_forged_in_valkey_never_admits() {
     for forged in [flipped.clone(), format!("v1.AAAA.{json}"), json.to_owned()] {
         overwrite(&url, key, &forged).await;
         // A validator of its own each time: nothing in its memory, so it reads the entry.
-        let b = validator(&server, &url, &prefix, Some(SECRET), false).await;
+        let b = validator(&server, &url, &prefix, Some(SECRET)).await;
         assert_eq!(
             status(&b, &token, Action::Post).await,
             StatusCode::FORBIDDEN,
@@ -206,8 +200,8 @@ async fn a_revoked_token_is_refused_though_valkey_still_holds_its_answer() {
         })
         .await
     };
-    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
-    let b = validator(&server, &url, &prefix, Some(SECRET), true).await;
+    let a = validator(&server, &url, &prefix, Some(SECRET)).await;
+    let b = validator(&server, &url, &prefix, Some(SECRET)).await;
     // B's feed and push subscription start with its first check.
     let warm = viewer_token(&server, "walt").await;
     assert_eq!(status(&b, &warm, Action::Get).await, StatusCode::OK);
@@ -241,8 +235,8 @@ async fn valkey_lost_and_back_service_continues_and_sharing_resumes() {
     let prefix = unique_prefix("lost");
     let mut redis = start_redis(port);
     let server = TestServer::start().await;
-    let a = validator(&server, &url, &prefix, Some(SECRET), false).await;
-    let b = validator(&server, &url, &prefix, Some(SECRET), false).await;
+    let a = validator(&server, &url, &prefix, Some(SECRET)).await;
+    let b = validator(&server, &url, &prefix, Some(SECRET)).await;
 
     redis.kill();
     // Without Valkey both ask the service: right answers, no failure.
@@ -266,4 +260,36 @@ async fn valkey_lost_and_back_service_continues_and_sharing_resumes() {
         StatusCode::OK,
         "B did not get A's answer from Valkey after it came back"
     );
+}
+
+/// Was: `forget_token` dropped only the in-process answer; the shared entry, deleted in the
+/// background (or not at all without a runtime), answered the very next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_token_is_checked_from_scratch_whatever_valkey_still_holds() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("forget"));
+    let server = TestServer::start().await;
+    // The server publishes nothing and the feed is polled once a minute: only `forget_token`
+    // tells this validator of the logout.
+    let auth = validator(&server, &url, &prefix, Some(SECRET)).await;
+    for from_another_thread in [false, true] {
+        let token = viewer_token(&server, if from_another_thread { "tom" } else { "tia" }).await;
+        assert_eq!(status(&auth, &token, Action::Get).await, StatusCode::OK);
+        assert_eq!(decision_entries(&url, &prefix).await.len(), 1);
+        server.logout(&token).await;
+        if from_another_thread {
+            // A thread with no Tokio runtime: nothing can be deleted in Valkey from there.
+            let (auth, token) = (auth.clone(), token.clone());
+            std::thread::spawn(move || auth.forget_token(&token))
+                .join()
+                .expect("thread");
+        } else {
+            auth.forget_token(&token);
+        }
+        assert_eq!(
+            status(&auth, &token, Action::Get).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // The service's 401 deleted the entry.
+        assert_eq!(decision_entries(&url, &prefix).await.len(), 0);
+    }
 }

@@ -230,3 +230,103 @@ async fn two_server_replicas_share_the_login_throttle() {
     let alone = server_with(&url, &unique_prefix("alone")).await;
     alone.login_admin().await;
 }
+
+async fn wrong_password(server: &TestServer) -> common::Answer {
+    server
+        .token(&serde_json::json!({
+            "grantType": "password",
+            "username": common::ADMIN,
+            "password": "not the password",
+        }))
+        .await
+}
+
+async fn right_password(server: &TestServer) -> common::Answer {
+    server
+        .token(&serde_json::json!({
+            "grantType": "password",
+            "username": common::ADMIN,
+            "password": common::ADMIN_PASSWORD,
+        }))
+        .await
+}
+
+/// Was: the shared count went up only once a password had been checked, so 20 guesses sent at
+/// once to two replicas got 10 checked (5 per replica, each one's local limit), and every one
+/// of them that failed past the limit added a lock-out (the first lock lasted 120 s, not 60).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_on_two_replicas_get_no_more_checks_than_the_limit() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("parallel"));
+    let a = std::sync::Arc::new(server_with(&url, &prefix).await);
+    let b = std::sync::Arc::new(server_with(&url, &prefix).await);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let server = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { wrong_password(&server).await.status })
+        })
+        .collect();
+    let mut checked = 0;
+    for guess in guesses {
+        match guess.await.expect("task") {
+            reqwest::StatusCode::UNAUTHORIZED => checked += 1,
+            reqwest::StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(checked <= 5, "{checked} guesses checked, the limit is 5");
+    for server in [&a, &b] {
+        let answer = right_password(server).await;
+        assert_eq!(
+            answer.status,
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "{answer:?}"
+        );
+        let retry_after: u64 = answer
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!(
+            retry_after <= 60,
+            "first lock-out of {retry_after} s, the window is 60 s"
+        );
+    }
+}
+
+/// Was: a lock read from Valkey was believed however long: one set for ten years refused the
+/// admin's right password with `Retry-After: 315360000`.
+#[tokio::test]
+async fn a_lock_read_from_valkey_never_exceeds_an_hour() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("long-lock"));
+    let server = server_with(&url, &prefix).await;
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(format!("user:{}", common::ADMIN))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("valkey");
+    let () = redis::cmd("SET")
+        .arg(format!("{prefix}:throttle:v1:lock:{digest}"))
+        .arg(1)
+        .arg("PX")
+        .arg(10_u64 * 365 * 86_400 * 1000)
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    let answer = right_password(&server).await;
+    assert_eq!(
+        answer.status,
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        "{answer:?}"
+    );
+    let retry_after: u64 = answer
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry_after <= 3600, "Retry-After: {retry_after}");
+}

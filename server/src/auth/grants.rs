@@ -200,6 +200,11 @@ async fn password_grant(
         return Err(ApiError::Throttled(wait));
     }
     let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
+    // Counted on every replica before the (slow) check, as the local throttle counts it.
+    let reservation = match state.shared_throttle() {
+        Some(shared) => Some(shared.reserve(&keys).await.map_err(ApiError::Throttled)?),
+        None => None,
+    };
     let name = username.to_owned();
     let user = state
         .store()
@@ -217,15 +222,15 @@ async fn password_grant(
         _ => {
             attempt.failed();
             tracing::info!(username = ?truncate(username), %address, "login failed");
-            if let Some(shared) = state.shared_throttle() {
-                shared.failed(&keys).await;
+            if let (Some(shared), Some(reservation)) = (state.shared_throttle(), &reservation) {
+                shared.failed_reserved(&keys, reservation).await;
             }
             return Err(ApiError::InvalidCredentials);
         }
     };
     attempt.succeeded();
-    if let Some(shared) = state.shared_throttle() {
-        shared.succeeded(&keys[0]).await;
+    if let (Some(shared), Some(reservation)) = (state.shared_throttle(), &reservation) {
+        shared.succeeded_reserved(&keys, reservation).await;
     }
     let refresh_token = new_refresh_token()?;
     let refresh_hash = sha256(&refresh_token);
