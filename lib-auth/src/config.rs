@@ -532,26 +532,14 @@ impl AuthConfig {
 
 /// `url` with any password replaced by `***`, for error messages and logs.
 pub(crate) fn redact_url(url: &str) -> String {
-    // An unencoded `/` (or `?`, `#`) in a password ends the authority early for a URL parser,
-    // which then takes the rest of the password for the path: whatever sits between the
-    // scheme and the last `@` is hidden.
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((credentials, host)) = rest.rsplit_once('@')
-        && credentials.contains(['/', '?', '#'])
-    {
-        return format!("{scheme}://***@{host}");
-    }
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Unparseable: keep what precedes any `@`, which is where credentials would sit.
-        Err(_) => match url.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => url.to_owned(),
+    // Whatever precedes the last `@` may hold credentials, however malformed the URL (an
+    // unencoded `/` in a password, `redis:/:pw@host`): all of it but the scheme is hidden.
+    match url.rsplit_once('@') {
+        Some((before, host)) => match before.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***@{host}"),
+            None => format!("***@{host}"),
         },
+        None => url.to_owned(),
     }
 }
 
@@ -794,8 +782,15 @@ mod tests {
         assert!(redacted.ends_with("@host:6379"), "{redacted}");
         assert_eq!(
             redact_url("redis://user:pw@host:6379/0"),
-            "redis://user:***@host:6379/0"
+            "redis://***@host:6379/0"
         );
+        for malformed in [
+            "redis:/:hunter2pw@cache:6379",
+            "redis:hunter2pw@cache:6379",
+            "redis:/user:hunter2pw@cache:6379",
+        ] {
+            assert_eq!(redact_url(malformed), "***@cache:6379");
+        }
     }
 
     #[test]

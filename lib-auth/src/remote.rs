@@ -326,9 +326,10 @@ struct RemoteInner {
     /// `VALKEY_DECISION_SECRET`).
     shared: Option<SharedDecisions>,
     /// Tokens forgotten here ([`RemoteAuthorizer::forget`], or refused by the service) in the
-    /// last `cache_ttl`: their shared entries are not read, whatever Valkey still holds (its
-    /// delete may not have landed, or another validator's save may land after it).
-    forgotten: moka::sync::Cache<Arc<str>, (), RandomState>,
+    /// last `cache_ttl`, and when: their shared entries are not read, whatever Valkey still
+    /// holds (its delete may not have landed, or another validator's save may land after it),
+    /// and an answer to a question asked before that instant is not remembered.
+    forgotten: moka::sync::Cache<Arc<str>, Instant, RandomState>,
 }
 
 /// The shared level of the decision cache, when configured: [`AuthConfig::decision_store`] or
@@ -413,12 +414,15 @@ impl RemoteAuthorizer {
     /// in the background.
     pub(crate) fn forget(&self, token: &str) {
         self.inner.tokens.invalidate(token);
+        // At once, with or without a runtime: a call in flight does not bring its answer back
+        // into the cache, and this validator reads no shared entry of the token from now on
+        // (for the longest any entry lives).
+        self.inner
+            .forgotten
+            .insert(Arc::from(token), Instant::now());
         if self.inner.shared.is_none() {
             return;
         }
-        // At once, with or without a runtime: this validator reads no shared entry of the
-        // token from now on (for the longest any entry lives).
-        self.inner.forgotten.insert(Arc::from(token), ());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let this = self.clone();
             let token = token.to_owned();
@@ -535,9 +539,11 @@ impl RemoteAuthorizer {
         entry: &Arc<TokenEntry>,
         permission: Option<&Permission>,
     ) -> Result<bool, AuthError> {
+        let asked = Instant::now();
         if let Some(shared) = &self.inner.shared
             && !self.inner.forgotten.contains_key(&**token)
             && let Some(snapshot) = shared.load(token).await
+            && !self.forgotten_since(token, asked)
         {
             let cap = self
                 .inner
@@ -560,6 +566,14 @@ impl RemoteAuthorizer {
         self.call(token, entry, permission).await
     }
 
+    /// Whether `token` was forgotten at or after `instant`.
+    fn forgotten_since(&self, token: &str, instant: Instant) -> bool {
+        self.inner
+            .forgotten
+            .get(token)
+            .is_some_and(|at| at >= instant)
+    }
+
     /// One call to the Auth service, whose answer is remembered here and in the shared level
     /// (or, on 401, forgotten in both).
     async fn call(
@@ -568,11 +582,14 @@ impl RemoteAuthorizer {
         entry: &Arc<TokenEntry>,
         permission: Option<&Permission>,
     ) -> Result<bool, AuthError> {
+        let asked = Instant::now();
         let answer = match permission {
             None => self.validate(token).await.map(|()| (true, true)),
             Some(p) => self.authorize(token, &entry.principal, p).await,
         };
         match answer {
+            // Forgotten while the service was asked: answered, not remembered.
+            Ok((allowed, _)) if self.forgotten_since(token, asked) => Ok(allowed),
             Ok((allowed, vouched)) => {
                 let ttl = self
                     .inner
@@ -594,8 +611,8 @@ impl RemoteAuthorizer {
                 if let AuthError::InvalidToken { .. } = e {
                     entry.forget();
                     self.inner.tokens.invalidate(&**token);
+                    self.inner.forgotten.insert(token.clone(), Instant::now());
                     if let Some(shared) = &self.inner.shared {
-                        self.inner.forgotten.insert(token.clone(), ());
                         shared.forget(token).await;
                     }
                 }

@@ -15,6 +15,12 @@
 //! the value `v1.<base64url HMAC(secret, "value" ‖ key ‖ json)>.<json>` where the JSON is a
 //! [`Snapshot`]. Deadlines in it are Unix milliseconds; a reader never trusts one past its own
 //! `PLUGIN_AUTH_CACHE_TTL` or the token's `exp`, whatever the writer's clock said.
+//!
+//! Only validators that receive revocations (the feed, and pushes) share: a shared answer is
+//! checked against the revocations this validator knows of, as its own answers are. A 401 of
+//! the service deletes the token's entry; a save of another validator in flight at that moment
+//! may land after the delete, which is one more reason the revocation check, not the delete, is
+//! what refuses a revoked token.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -85,7 +85,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Adds `amount` (negative to take away) to the counter `key` and answers its new value. A
     /// counter that did not exist starts from 0 and lives for `ttl`; an existing one keeps its
-    /// TTL.
+    /// TTL. A counter never goes below 0, and taking away from one that does not exist (it
+    /// expired) does nothing and answers 0.
     fn add<'a>(&'a self, key: &'a str, amount: i64, ttl: Duration) -> StoreFuture<'a, i64>;
 
     /// Sets the TTL of `key`, if it exists, to `ttl`.
@@ -216,6 +217,10 @@ impl Store for LocalStore {
                     .map(|entry| entry.into_value())
                     .filter(|slot| Instant::now() < slot.until);
                 match live.as_deref() {
+                    None if amount <= 0 => {
+                        outcome = Ok(0);
+                        Op::Nop
+                    }
                     None => {
                         outcome = Ok(amount);
                         Op::Put(Arc::new(Slot {
@@ -227,7 +232,7 @@ impl Store for LocalStore {
                         data: Data::Counter(n),
                         until,
                     }) => {
-                        let next = n.saturating_add(amount);
+                        let next = n.saturating_add(amount).max(0);
                         outcome = Ok(next);
                         Op::Put(Arc::new(Slot {
                             data: Data::Counter(next),
@@ -483,6 +488,23 @@ fn cmd_pipe(cmd: redis::Cmd) -> redis::Pipeline {
     pipe
 }
 
+/// [`Store::add`] in Valkey: `KEYS[1]` the counter, `ARGV[1]` the amount, `ARGV[2]` the TTL
+/// (ms) of a new counter.
+const ADD_SCRIPT: &str = r"
+local amount = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if amount <= 0 then return 0 end
+  redis.call('SET', KEYS[1], amount, 'PX', ARGV[2])
+  return amount
+end
+local value = redis.call('INCRBY', KEYS[1], amount)
+if value < 0 then
+  redis.call('SET', KEYS[1], 0, 'KEEPTTL')
+  return 0
+end
+return value
+";
+
 /// A TTL in whole milliseconds, at least 1 (Valkey refuses 0).
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -522,17 +544,15 @@ impl Store for ValkeyStore {
 
     fn add<'a>(&'a self, key: &'a str, amount: i64, ttl: Duration) -> StoreFuture<'a, i64> {
         Box::pin(async move {
-            let full = self.key(key);
-            let mut pipe = redis::pipe();
-            // One transaction: a counter never exists without its TTL.
-            pipe.atomic();
-            pipe.cmd("INCRBY").arg(&full).arg(amount);
-            pipe.cmd("PEXPIRE")
-                .arg(&full)
-                .arg(millis(ttl))
-                .arg("NX")
-                .ignore();
-            self.run(key, pipe).await.map(|(n,): (i64,)| n)
+            // One script, so atomic: a counter never exists without its TTL, and never goes
+            // below 0.
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(ADD_SCRIPT)
+                .arg(1)
+                .arg(self.key(key))
+                .arg(amount)
+                .arg(millis(ttl));
+            self.run(key, cmd_pipe(cmd)).await.map(|(n,): (i64,)| n)
         })
     }
 

@@ -53,7 +53,18 @@ async fn keeps_the_contract(store: &dyn Store) {
     assert!(store.remaining("c").await.unwrap().expect("a TTL") <= minute);
     assert_eq!(store.get("c").await.unwrap().as_deref(), Some(&b"2"[..]));
     assert_eq!(store.add("c", -2, minute).await.unwrap(), 0, "taken away");
+    assert_eq!(
+        store.add("c", -1, minute).await.unwrap(),
+        0,
+        "never below 0"
+    );
     assert_eq!(store.add("c", 3, minute).await.unwrap(), 3);
+    assert_eq!(store.add("gone", -1, minute).await.unwrap(), 0);
+    assert_eq!(
+        store.get("gone").await.unwrap(),
+        None,
+        "taking away creates nothing"
+    );
     store.expire("c", minute * 10).await.unwrap();
     assert!(store.remaining("c").await.unwrap().expect("a TTL") > minute);
     store.set("text", b"not a number", minute).await.unwrap();

@@ -1,12 +1,14 @@
 //! Login throttle counters shared by every server replica through Valkey (`VALKEY_URL`, SPEC
 //! §7), so that a guesser cannot multiply its attempts by the number of replicas.
 //!
-//! Each replica keeps its own [`Throttle`](crate::throttle::Throttle) (it reserves checks in
-//! flight, which only a replica can see) and also counts every failure in Valkey; a key that
-//! reaches its limit there is locked for every replica, for the window doubled by each earlier
-//! lock-out (up to one hour), as the local throttle does. Keys are
-//! `<prefix>:throttle:v1:{fails,lock,lockouts}:<sha-256 of the throttle key>`: fixed size, and
-//! no username or address stored in Valkey. Every entry carries a TTL.
+//! Each replica keeps its own [`Throttle`](crate::throttle::Throttle) and also counts in
+//! Valkey: a password check is pending there while it runs ([`SharedThrottle::reserve`]), and
+//! admitted only while the key's failures plus its pending checks stay within the limit, so
+//! parallel guesses spread over the replicas get no more checks than one replica gives. A key
+//! whose failures reach its limit is locked for every replica, for the window doubled by each
+//! earlier lock-out (up to one hour), as the local throttle does. Keys are
+//! `<prefix>:throttle:v1:{fails,pending,lock,lockouts}:<sha-256 of the throttle key>`: fixed
+//! size, and no username or address stored in Valkey. Every entry carries a TTL.
 //!
 //! The counters are kept in a [`lib_auth::Store`]: the server builds a [`lib_auth::ValkeyStore`]
 //! on `VALKEY_URL`; without it there is no other replica to share with and only the local
@@ -24,8 +26,12 @@ use crate::throttle::ADDRESS_FAILURE_FACTOR;
 
 const MAX_LOCK: Duration = Duration::from_secs(3600);
 
+/// The most a login waits for [`SharedThrottle::reserve`]; past it the login goes on with the
+/// replica's own throttle only (a slow Valkey must not make every login slow).
+pub const RESERVE_BUDGET: Duration = Duration::from_millis(300);
+
 /// The shared counters.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SharedThrottle {
     store: Arc<dyn SharedStore>,
     max_failures: u32,
@@ -48,12 +54,13 @@ impl SharedThrottle {
         format!("throttle:v1:{kind}:{digest}")
     }
 
-    fn limit_of(&self, key: &str) -> u32 {
-        if key.starts_with("address:") {
+    fn limit_of(&self, key: &str) -> i64 {
+        let limit = if key.starts_with("address:") {
             self.max_failures.saturating_mul(ADDRESS_FAILURE_FACTOR)
         } else {
             self.max_failures
-        }
+        };
+        i64::from(limit)
     }
 
     /// The longest lock any replica set on one of `keys`, if any is in force (none when the
@@ -70,60 +77,58 @@ impl SharedThrottle {
         longest
     }
 
-    /// Counts an attempt of every key of `keys` before it is checked, so that guesses made in
-    /// parallel on every replica are all counted before any is checked. `Err(wait)` when one
-    /// of them is past its limit: the attempt must not be checked.
-    pub async fn reserve(&self, keys: &[String]) -> Result<Reservation, Duration> {
-        let mut counts = Vec::with_capacity(keys.len());
-        for key in keys {
-            let count = self
-                .store
-                .add(&Self::key("fails", key), 1, self.window)
-                .await
-                .ok();
-            counts.push(count);
-            if count.is_some_and(|n| n > i64::from(self.limit_of(key))) {
-                // The attempt that reached the limit may still be being checked: its lock
-                // may not be set yet.
-                let wait = self.locked(std::slice::from_ref(key)).await;
-                return Err(wait.unwrap_or(self.window));
-            }
-        }
-        Ok(Reservation { counts })
-    }
-
-    /// The attempt of [`reserve`](Self::reserve) failed: the keys it brought to their limit are
-    /// locked for every replica. Answers the longest lock now in force among them.
-    pub async fn failed_reserved(
-        &self,
-        keys: &[String],
-        reservation: &Reservation,
-    ) -> Option<Duration> {
-        let mut longest = None::<Duration>;
-        for (key, count) in keys.iter().zip(&reservation.counts) {
-            // Only the attempt that reached the limit locks: parallel failures past it were
-            // refused unchecked, and must not lengthen the lock-out.
-            if *count == Some(i64::from(self.limit_of(key))) {
-                longest = longest.max(self.lock_out(key).await);
-            }
-        }
-        longest
-    }
-
-    /// The attempt of [`reserve`](Self::reserve) succeeded: the failures of `keys[0]` (the
-    /// username) are cleared, and the attempt no longer counts against the other keys (the
-    /// address).
-    pub async fn succeeded_reserved(&self, keys: &[String], reservation: &Reservation) {
-        if let Some(first) = keys.first() {
-            self.succeeded(first).await;
-        }
-        for (key, count) in keys.iter().zip(&reservation.counts).skip(1) {
-            if count.is_some() {
-                let _ = self
+    /// Admits a password check of `keys` on behalf of every replica: the check is counted as
+    /// pending until it ends, and admitted only while each key's failures plus pending checks
+    /// stay within its limit, so guesses sent in parallel to all replicas get no more checks
+    /// than one replica would give. `Err(wait)`: refused (locked, or at the limit).
+    /// `Ok(None)`: the store cannot be reached (or took longer than [`RESERVE_BUDGET`]); the
+    /// replica's own throttle decides alone.
+    pub async fn reserve(&self, keys: &[String]) -> Result<Option<Reservation>, Duration> {
+        let mut reservation = Reservation {
+            throttle: self.clone(),
+            pending: Vec::new(),
+            user: keys.first().cloned(),
+            settled: false,
+        };
+        let admitted = tokio::time::timeout(RESERVE_BUDGET, async {
+            let mut counts = Vec::with_capacity(keys.len());
+            for key in keys {
+                let pending = self
                     .store
-                    .add(&Self::key("fails", key), -1, self.window)
+                    .add(&Self::key("pending", key), 1, self.window)
                     .await;
+                let Ok(pending) = pending else {
+                    return Ok(false);
+                };
+                reservation.pending.push(key.clone());
+                counts.push(pending);
             }
+            for (key, pending) in keys.iter().zip(counts) {
+                let failures = match self.store.get(&Self::key("fails", key)).await {
+                    Ok(value) => value
+                        .and_then(|v| String::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0),
+                    Err(_) => return Ok(false),
+                };
+                if failures.saturating_add(pending) > self.limit_of(key) {
+                    let wait = self.locked(std::slice::from_ref(key)).await;
+                    return Err(wait.unwrap_or(self.window));
+                }
+            }
+            // Read last: a lock set while the counts were read (it is set before the failures
+            // are cleared) is seen here.
+            match self.locked(keys).await {
+                Some(wait) => Err(wait),
+                None => Ok(true),
+            }
+        })
+        .await;
+        match admitted {
+            Ok(Ok(true)) => Ok(Some(reservation)),
+            // Dropping the reservation takes back what it counted.
+            Ok(Ok(false)) | Err(_) => Ok(None),
+            Ok(Err(wait)) => Err(wait),
         }
     }
 
@@ -133,11 +138,14 @@ impl SharedThrottle {
     pub async fn failed(&self, keys: &[String]) -> Option<Duration> {
         let mut longest = None::<Duration>;
         for key in keys {
-            let fails = Self::key("fails", key);
-            let Ok(count) = self.store.add(&fails, 1, self.window).await else {
+            let Ok(count) = self
+                .store
+                .add(&Self::key("fails", key), 1, self.window)
+                .await
+            else {
                 return longest;
             };
-            if count >= i64::from(self.limit_of(key)) {
+            if count >= self.limit_of(key) {
                 longest = longest.max(self.lock_out(key).await);
             }
         }
@@ -145,17 +153,18 @@ impl SharedThrottle {
     }
 
     /// Locks `key` for every replica, for the window doubled by each earlier lock-out (up to
-    /// an hour), and restarts its count.
+    /// an hour), and restarts its count. The lock is set before the count is cleared, so that
+    /// a reservation reading both sees one or the other.
     async fn lock_out(&self, key: &str) -> Option<Duration> {
         let lockouts_key = Self::key("lockouts", key);
         let lockouts = self.store.add(&lockouts_key, 1, MAX_LOCK).await.ok()?;
-        let _ = self.store.delete(&Self::key("fails", key)).await;
         let factor = 1u32
             << u32::try_from(lockouts.saturating_sub(1))
                 .unwrap_or(0)
                 .min(16);
         let lock = self.window.saturating_mul(factor).min(MAX_LOCK);
         let _ = self.store.set(&Self::key("lock", key), b"1", lock).await;
+        let _ = self.store.delete(&Self::key("fails", key)).await;
         // A lock-out long past (two windows after it ended) is forgiven, as locally.
         let _ = self
             .store
@@ -168,13 +177,86 @@ impl SharedThrottle {
     pub async fn succeeded(&self, key: &str) {
         let _ = self.store.delete(&Self::key("fails", key)).await;
     }
+
+    /// Takes back pending checks of `keys`.
+    async fn release(&self, keys: &[String]) {
+        for key in keys {
+            let _ = self
+                .store
+                .add(&Self::key("pending", key), -1, self.window)
+                .await;
+        }
+    }
 }
 
-/// What [`SharedThrottle::reserve`] counted: each key's count with this attempt (`None` where
-/// the store could not be reached).
+/// A password check admitted by [`SharedThrottle::reserve`], pending until it is settled with
+/// [`failed`](Reservation::failed) or [`succeeded`](Reservation::succeeded), which the answer
+/// waits for (at most [`RESERVE_BUDGET`]): the client's next attempt then finds its count
+/// settled. Dropped unsettled (the client went away during the check), it counts for nothing,
+/// as in the local throttle.
 #[derive(Debug)]
 pub struct Reservation {
-    counts: Vec<Option<i64>>,
+    throttle: SharedThrottle,
+    /// The keys counted as pending.
+    pending: Vec<String>,
+    /// The username's key, whose failures a success clears.
+    user: Option<String>,
+    settled: bool,
+}
+
+impl Reservation {
+    /// The password was wrong: a failure of every key; those that reach their limit are
+    /// locked for every replica. The failure is counted before the check stops being pending,
+    /// so that no other check slips in between.
+    pub async fn failed(mut self) {
+        let (throttle, keys) = (&self.throttle, &self.pending);
+        let settled = tokio::time::timeout(RESERVE_BUDGET, async {
+            for key in keys {
+                let fails = SharedThrottle::key("fails", key);
+                if let Ok(count) = throttle.store.add(&fails, 1, throttle.window).await
+                    && count >= throttle.limit_of(key)
+                {
+                    throttle.lock_out(key).await;
+                }
+            }
+            throttle.release(keys).await;
+        })
+        .await;
+        // Not settled in time: dropping takes back what is still pending.
+        self.settled = settled.is_ok();
+    }
+
+    /// The password was right: the username's failures are cleared; the address's stay
+    /// (only failures count against it, so many users behind one address are not locked).
+    pub async fn succeeded(mut self) {
+        let (throttle, keys, user) = (&self.throttle, &self.pending, &self.user);
+        let settled = tokio::time::timeout(RESERVE_BUDGET, async {
+            if let Some(user) = user {
+                throttle.succeeded(user).await;
+            }
+            throttle.release(keys).await;
+        })
+        .await;
+        self.settled = settled.is_ok();
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.settled || self.pending.is_empty() {
+            return;
+        }
+        let (throttle, keys) = (self.throttle.clone(), std::mem::take(&mut self.pending));
+        spawn(async move { throttle.release(&keys).await });
+    }
+}
+
+/// Runs `task` on the current Tokio runtime; without one (never in the server) the pending
+/// counts expire with their window.
+fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(task);
+    }
 }
 
 #[cfg(test)]
@@ -182,42 +264,62 @@ mod tests {
     use super::*;
     use lib_auth::LocalStore;
 
+    /// Lets spawned settlements run.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    fn keys(user: &str, address: &str) -> [String; 2] {
+        [format!("user:{user}"), format!("address:{address}")]
+    }
+
     #[tokio::test]
-    async fn limits_lock_for_everyone_sharing_the_store_and_lockouts_double() {
+    async fn parallel_checks_stop_at_the_limit_and_failures_lock_for_everyone() {
         let store: Arc<dyn SharedStore> = Arc::new(LocalStore::new("t", 1000));
         let window = Duration::from_secs(60);
         let a = SharedThrottle::new(store.clone(), 3, window);
         let b = SharedThrottle::new(store, 3, window);
-        let keys = ["user:alice".to_owned(), "address:10.0.0.1".to_owned()];
-        assert_eq!(a.failed(&keys).await, None);
-        assert_eq!(b.failed(&keys).await, None);
-        assert_eq!(a.locked(&keys).await, None);
-        // The third failure, on either replica, locks the user (not yet the address) for both.
-        assert_eq!(b.failed(&keys).await, Some(window));
-        let left = a.locked(&keys).await.expect("locked for the other replica");
-        assert!(left <= window && left > window - Duration::from_secs(5));
-        // Three more: the second lock-out is twice as long.
-        for _ in 0..2 {
-            a.failed(&keys).await;
+        let k = keys("alice", "10.0.0.1");
+        // Three checks at once, on two replicas: a fourth is refused while they run.
+        let first = a.reserve(&k).await.unwrap().expect("store reachable");
+        let second = b.reserve(&k).await.unwrap().expect("store reachable");
+        let third = a.reserve(&k).await.unwrap().expect("store reachable");
+        assert_eq!(b.reserve(&k).await.unwrap_err(), window);
+        for reservation in [first, second, third] {
+            reservation.failed().await;
         }
-        assert_eq!(a.failed(&keys).await, Some(window * 2));
-        // Success clears failures, not locks.
-        a.succeeded(&keys[0]).await;
-        assert!(b.locked(&keys).await.is_some());
+        let left = b.locked(&k).await.expect("locked for the other replica");
+        assert!(left <= window && left > window - Duration::from_secs(5));
+        assert!(a.reserve(&k).await.is_err());
     }
 
     #[tokio::test]
-    async fn successful_logins_do_not_count_against_their_address() {
+    async fn abandoned_and_successful_checks_count_for_nothing() {
         let store: Arc<dyn SharedStore> = Arc::new(LocalStore::new("t", 1000));
         let throttle = SharedThrottle::new(store.clone(), 1, Duration::from_secs(60));
-        // The address may fail ten times as often as a username (limit 1 here): 30
-        // successful logins from it, one at a time, are never refused.
-        for n in 0..30 {
-            let keys = [format!("user:u{n}"), "address:10.0.0.9".to_owned()];
-            let reservation = throttle.reserve(&keys).await.expect("admitted");
-            throttle.succeeded_reserved(&keys, &reservation).await;
+        // Dropped during the check (the client went away): taken back.
+        for _ in 0..5 {
+            drop(throttle.reserve(&keys("bob", "10.0.0.2")).await.unwrap());
+            settle().await;
         }
-        let address = SharedThrottle::key("fails", "address:10.0.0.9");
+        throttle
+            .reserve(&keys("bob", "10.0.0.2"))
+            .await
+            .expect("not counted")
+            .expect("store reachable")
+            .succeeded()
+            .await;
+        // The address may fail ten times as often as a username (limit 1 here): 30
+        // successful logins of different users from it are never refused.
+        for n in 0..30 {
+            let reservation = throttle
+                .reserve(&keys(&format!("u{n}"), "10.0.0.9"))
+                .await
+                .expect("admitted")
+                .expect("store reachable");
+            reservation.succeeded().await;
+        }
+        let address = SharedThrottle::key("pending", "address:10.0.0.9");
         assert_eq!(
             store.get(&address).await.unwrap().as_deref(),
             Some(&b"0"[..])

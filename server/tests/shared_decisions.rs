@@ -8,6 +8,7 @@
 mod common;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -292,4 +293,89 @@ async fn a_forgotten_token_is_checked_from_scratch_whatever_valkey_still_holds()
         // The service's 401 deleted the entry.
         assert_eq!(decision_entries(&url, &prefix).await.len(), 0);
     }
+}
+
+/// A store whose reads take 250 ms (within Valkey's deadline) and whose deletes never land.
+#[derive(Debug)]
+struct SlowReads(lib_auth::LocalStore);
+
+impl lib_auth::Store for SlowReads {
+    fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            self.0.get(key).await
+        })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> lib_auth::StoreFuture<'a, ()> {
+        self.0.set(key, value, ttl)
+    }
+    fn delete<'a>(&'a self, _key: &'a str) -> lib_auth::StoreFuture<'a, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        amount: i64,
+        ttl: Duration,
+    ) -> lib_auth::StoreFuture<'a, i64> {
+        self.0.add(key, amount, ttl)
+    }
+    fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> lib_auth::StoreFuture<'a, ()> {
+        self.0.expire(key, ttl)
+    }
+    fn remaining<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Duration>> {
+        self.0.remaining(key)
+    }
+}
+
+/// Was: a read of the shared entry in flight when `forget_token` was called brought the entry
+/// back into the in-process cache, which then answered for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_in_flight_does_not_undo_forget_token() {
+    let server = TestServer::start().await;
+    let store = lib_auth::LocalStore::new("forget-in-flight", 1000);
+    let with_store = |store: Arc<dyn lib_auth::Store>| {
+        let server = &server;
+        async move {
+            let (id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+            Auth::new(
+                AuthConfig::default()
+                    .enabled(true)
+                    .mode(Mode::Remote)
+                    .host(server.base.clone())
+                    .client_id(id)
+                    .client_secret(secret)
+                    .revocation_poll_interval(Duration::from_secs(60))
+                    .valkey_decision_secret(SECRET)
+                    .decision_store(store),
+            )
+            .expect("validator")
+        }
+    };
+    let slow = with_store(Arc::new(SlowReads(store.clone()))).await;
+    let writer = with_store(Arc::new(store)).await;
+    let token = viewer_token(&server, "flo").await;
+    assert_eq!(status(&writer, &token, Action::Get).await, StatusCode::OK);
+    let in_flight = {
+        let (slow, token) = (slow.clone(), token.clone());
+        tokio::spawn(async move { status(&slow, &token, Action::Get).await })
+    };
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    slow.forget_token(&token);
+    let _ = server.stop().await;
+    // The read in flight finds the entry (its delete never landed), but it was read for a
+    // question asked before the forget: not taken, and the stopped service cannot answer.
+    assert_eq!(
+        in_flight.await.expect("task"),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        status(&slow, &token, Action::Get).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }

@@ -196,13 +196,10 @@ async fn password_grant(
         format!("user:{}", username_key(username)),
         format!("address:{address}"),
     ];
-    if let Some(wait) = shared_lock(state, &keys).await {
-        return Err(ApiError::Throttled(wait));
-    }
     let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
-    // Counted on every replica before the (slow) check, as the local throttle counts it.
+    // Admitted by every replica before the (slow) check, as the local throttle admits it.
     let reservation = match state.shared_throttle() {
-        Some(shared) => Some(shared.reserve(&keys).await.map_err(ApiError::Throttled)?),
+        Some(shared) => shared.reserve(&keys).await.map_err(ApiError::Throttled)?,
         None => None,
     };
     let name = username.to_owned();
@@ -222,15 +219,15 @@ async fn password_grant(
         _ => {
             attempt.failed();
             tracing::info!(username = ?truncate(username), %address, "login failed");
-            if let (Some(shared), Some(reservation)) = (state.shared_throttle(), &reservation) {
-                shared.failed_reserved(&keys, reservation).await;
+            if let Some(reservation) = reservation {
+                reservation.failed().await;
             }
             return Err(ApiError::InvalidCredentials);
         }
     };
     attempt.succeeded();
-    if let (Some(shared), Some(reservation)) = (state.shared_throttle(), &reservation) {
-        shared.succeeded_reserved(&keys, reservation).await;
+    if let Some(reservation) = reservation {
+        reservation.succeeded().await;
     }
     let refresh_token = new_refresh_token()?;
     let refresh_hash = sha256(&refresh_token);

@@ -1,0 +1,165 @@
+//! The login throttle shared by two replicas through Valkey (the CI machine's on
+//! 127.0.0.1:6379, a prefix per test), in the cases where counting a check before it runs could
+//! go wrong: checks abandoned by their clients, and successes in flight beside a failure.
+//! Clients bind to distinct 127.x.y.z addresses to act as distinct sources.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::valkey::{shared_valkey, unique_prefix};
+use common::{ADMIN, ADMIN_PASSWORD, TestServer, USER_PASSWORD};
+use lib_auth::Secret;
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+async fn replica(url: &str, prefix: &str) -> TestServer {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    TestServer::start_with(move |c| {
+        c.valkey_url = Some(Secret::new(url));
+        c.valkey_prefix = prefix;
+    })
+    .await
+}
+
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::from(address)))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+async fn login_from(
+    client: &reqwest::Client,
+    server: &TestServer,
+    user: &str,
+    pw: &str,
+) -> StatusCode {
+    client
+        .post(server.url("/v1/login/oauth/access_token"))
+        .json(&json!({"grantType": "password", "username": user, "password": pw}))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+}
+
+/// A login from `from` whose connection is closed after `hold`, before its answer.
+async fn abandoned_login(server: &TestServer, from: [u8; 4], user: &str, pw: &str, hold: Duration) {
+    let address: SocketAddr = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(from)), 0))
+        .expect("bind");
+    let mut stream = socket.connect(address).await.expect("connect");
+    let body = json!({"grantType": "password", "username": user, "password": pw}).to_string();
+    let request = format!(
+        "POST /v1/login/oauth/access_token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(hold).await;
+}
+
+/// Was: a check counted before it ran stayed counted when its client went away, so five
+/// abandoned logins with the right password held the admin out for the window (the local
+/// throttle alone forgets an abandoned check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abandoned_logins_count_for_nothing() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("abandoned"));
+    let server = Arc::new(replica(&url, &prefix).await);
+    server.create_user("busy", &[]).await;
+    // The hashing slots are kept busy, so that the abandoned logins wait for one.
+    let busy: Vec<_> = (0..8)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                abandoned_login(
+                    &server,
+                    [127, 0, 0, 12],
+                    "busy",
+                    USER_PASSWORD,
+                    Duration::from_millis(400),
+                )
+                .await;
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let abandoned: Vec<_> = (0..5)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                abandoned_login(
+                    &server,
+                    [127, 0, 0, 11],
+                    ADMIN,
+                    ADMIN_PASSWORD,
+                    Duration::from_millis(15),
+                )
+                .await;
+            })
+        })
+        .collect();
+    for task in busy.into_iter().chain(abandoned) {
+        task.await.expect("task");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = client_from([127, 0, 0, 11]);
+    assert_eq!(
+        login_from(&client, &server, ADMIN, ADMIN_PASSWORD).await,
+        StatusCode::OK
+    );
+}
+
+/// Was: successes in flight counted against their address, so one mistyped password among 49
+/// logins under way from one office address reached the address's limit (50) and locked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_failure_among_successes_in_flight_does_not_lock_their_address() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("office"));
+    let a = Arc::new(replica(&url, &prefix).await);
+    let b = Arc::new(replica(&url, &prefix).await);
+    // Each test replica has a database of its own: the users are made in both.
+    for i in 0..10 {
+        a.create_user(&format!("office{i}"), &[]).await;
+        b.create_user(&format!("office{i}"), &[]).await;
+    }
+    for (trial, delay) in [(1u8, 4u64), (2, 12), (3, 20)] {
+        let client = client_from([127, 0, 3, trial]);
+        let logins: Vec<_> = (0..49)
+            .map(|i| {
+                let server = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let client = client.clone();
+                tokio::spawn(async move {
+                    login_from(
+                        &client,
+                        &server,
+                        &format!("office{}", i % 10),
+                        USER_PASSWORD,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        // Another user, so that only the address is shared with the logins under way.
+        let typo = login_from(&client, &a, &format!("newcomer{trial}"), "a typo").await;
+        assert_eq!(typo, StatusCode::UNAUTHORIZED);
+        for login in logins {
+            assert_eq!(login.await.expect("task"), StatusCode::OK);
+        }
+        assert_eq!(
+            login_from(&client, &b, "office5", USER_PASSWORD).await,
+            StatusCode::OK,
+            "trial {trial}: the address was locked"
+        );
+    }
+}
