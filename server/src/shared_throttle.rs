@@ -17,7 +17,7 @@
 //! counters go on applying; it never admits what the local throttle refuses.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lib_auth::Store as SharedStore;
 
@@ -26,9 +26,17 @@ use crate::throttle::ADDRESS_FAILURE_FACTOR;
 
 const MAX_LOCK: Duration = Duration::from_secs(3600);
 
-/// The most a login waits for [`SharedThrottle::reserve`]; past it the login goes on with the
-/// replica's own throttle only (a slow Valkey must not make every login slow).
+/// The most a login waits for the shared throttle in all (reserving, then settling); past it
+/// the login goes on with the replica's own throttle only (a slow Valkey must not make every
+/// login slow).
 pub const RESERVE_BUDGET: Duration = Duration::from_millis(300);
+
+/// How long a pending count lives after the last check that touched it (renewed by each): it
+/// is back at 0 once the checks end, and must never expire under checks still running.
+const PENDING_TTL: Duration = Duration::from_secs(3600);
+
+/// The wait answered when a key is busy with checks under way (not locked), as locally.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// The shared counters.
 #[derive(Debug, Clone)]
@@ -80,55 +88,72 @@ impl SharedThrottle {
     /// Admits a password check of `keys` on behalf of every replica: the check is counted as
     /// pending until it ends, and admitted only while each key's failures plus pending checks
     /// stay within its limit, so guesses sent in parallel to all replicas get no more checks
-    /// than one replica would give. `Err(wait)`: refused (locked, or at the limit).
-    /// `Ok(None)`: the store cannot be reached (or took longer than [`RESERVE_BUDGET`]); the
-    /// replica's own throttle decides alone.
+    /// than one replica would give. `Err(wait)`: refused (locked, at the limit of failures, or
+    /// busy with checks under way: then retry after a second, as locally). `Ok(None)`: the
+    /// store cannot be reached, or did not answer within [`RESERVE_BUDGET`]; the replica's own
+    /// throttle decides alone.
+    ///
+    /// The work runs as a task of its own, never cancelled halfway: a reservation that comes
+    /// too late (or for a request gone meanwhile) is dropped, which takes back what it counted.
     pub async fn reserve(&self, keys: &[String]) -> Result<Option<Reservation>, Duration> {
+        let started = Instant::now();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (throttle, owned) = (self.clone(), keys.to_vec());
+        tokio::spawn(async move {
+            let _ = sender.send(throttle.admit(owned).await);
+        });
+        match tokio::time::timeout(RESERVE_BUDGET, receiver).await {
+            Ok(Ok(Ok(Some(mut reservation)))) => {
+                reservation.budget = RESERVE_BUDGET.saturating_sub(started.elapsed());
+                Ok(Some(reservation))
+            }
+            Ok(Ok(Err(wait))) => Err(wait),
+            _ => Ok(None),
+        }
+    }
+
+    async fn admit(&self, keys: Vec<String>) -> Result<Option<Reservation>, Duration> {
         let mut reservation = Reservation {
             throttle: self.clone(),
             pending: Vec::new(),
             user: keys.first().cloned(),
             settled: false,
+            budget: Duration::ZERO,
         };
-        let admitted = tokio::time::timeout(RESERVE_BUDGET, async {
-            let mut counts = Vec::with_capacity(keys.len());
-            for key in keys {
-                let pending = self
-                    .store
-                    .add(&Self::key("pending", key), 1, self.window)
-                    .await;
-                let Ok(pending) = pending else {
-                    return Ok(false);
-                };
-                reservation.pending.push(key.clone());
-                counts.push(pending);
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let pending_key = Self::key("pending", key);
+            let Ok(pending) = self.store.add(&pending_key, 1, PENDING_TTL).await else {
+                return Ok(None);
+            };
+            reservation.pending.push(key.clone());
+            // Kept alive while checks come: it must not expire under checks still running.
+            let _ = self.store.expire(&pending_key, PENDING_TTL).await;
+            counts.push(pending);
+        }
+        for (key, pending) in keys.iter().zip(counts) {
+            let failures = match self.store.get(&Self::key("fails", key)).await {
+                Ok(value) => value
+                    .and_then(|v| String::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0),
+                Err(_) => return Ok(None),
+            };
+            let limit = self.limit_of(key);
+            if failures >= limit {
+                // The attempt that reached the limit is locking the key.
+                let wait = self.locked(std::slice::from_ref(key)).await;
+                return Err(wait.unwrap_or(self.window));
             }
-            for (key, pending) in keys.iter().zip(counts) {
-                let failures = match self.store.get(&Self::key("fails", key)).await {
-                    Ok(value) => value
-                        .and_then(|v| String::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<i64>().ok())
-                        .unwrap_or(0),
-                    Err(_) => return Ok(false),
-                };
-                if failures.saturating_add(pending) > self.limit_of(key) {
-                    let wait = self.locked(std::slice::from_ref(key)).await;
-                    return Err(wait.unwrap_or(self.window));
-                }
+            if failures.saturating_add(pending) > limit {
+                return Err(BUSY_RETRY);
             }
-            // Read last: a lock set while the counts were read (it is set before the failures
-            // are cleared) is seen here.
-            match self.locked(keys).await {
-                Some(wait) => Err(wait),
-                None => Ok(true),
-            }
-        })
-        .await;
-        match admitted {
-            Ok(Ok(true)) => Ok(Some(reservation)),
-            // Dropping the reservation takes back what it counted.
-            Ok(Ok(false)) | Err(_) => Ok(None),
-            Ok(Err(wait)) => Err(wait),
+        }
+        // Read last: a lock set while the counts were read (it is set before the failures
+        // are cleared) is seen here.
+        match self.locked(&keys).await {
+            Some(wait) => Err(wait),
+            None => Ok(Some(reservation)),
         }
     }
 
@@ -183,17 +208,18 @@ impl SharedThrottle {
         for key in keys {
             let _ = self
                 .store
-                .add(&Self::key("pending", key), -1, self.window)
+                .add(&Self::key("pending", key), -1, PENDING_TTL)
                 .await;
         }
     }
 }
 
 /// A password check admitted by [`SharedThrottle::reserve`], pending until it is settled with
-/// [`failed`](Reservation::failed) or [`succeeded`](Reservation::succeeded), which the answer
-/// waits for (at most [`RESERVE_BUDGET`]): the client's next attempt then finds its count
-/// settled. Dropped unsettled (the client went away during the check), it counts for nothing,
-/// as in the local throttle.
+/// [`failed`](Reservation::failed) or [`succeeded`](Reservation::succeeded). The answer waits
+/// for the settling only as long as the reserving left of [`RESERVE_BUDGET`], so that a slow
+/// Valkey costs a login at most that budget in all; the settling itself always runs to its end
+/// (a task of its own), and until then the check stays pending. Dropped unsettled (the client
+/// went away during the check), it counts for nothing, as in the local throttle.
 #[derive(Debug)]
 pub struct Reservation {
     throttle: SharedThrottle,
@@ -202,6 +228,8 @@ pub struct Reservation {
     /// The username's key, whose failures a success clears.
     user: Option<String>,
     settled: bool,
+    /// How long the answer may wait for the settling.
+    budget: Duration,
 }
 
 impl Reservation {
@@ -209,9 +237,14 @@ impl Reservation {
     /// locked for every replica. The failure is counted before the check stops being pending,
     /// so that no other check slips in between.
     pub async fn failed(mut self) {
-        let (throttle, keys) = (&self.throttle, &self.pending);
-        let settled = tokio::time::timeout(RESERVE_BUDGET, async {
-            for key in keys {
+        self.settled = true;
+        let (throttle, keys, budget) = (
+            self.throttle.clone(),
+            std::mem::take(&mut self.pending),
+            self.budget,
+        );
+        settle(budget, async move {
+            for key in &keys {
                 let fails = SharedThrottle::key("fails", key);
                 if let Ok(count) = throttle.store.add(&fails, 1, throttle.window).await
                     && count >= throttle.limit_of(key)
@@ -219,26 +252,35 @@ impl Reservation {
                     throttle.lock_out(key).await;
                 }
             }
-            throttle.release(keys).await;
+            throttle.release(&keys).await;
         })
         .await;
-        // Not settled in time: dropping takes back what is still pending.
-        self.settled = settled.is_ok();
     }
 
     /// The password was right: the username's failures are cleared; the address's stay
     /// (only failures count against it, so many users behind one address are not locked).
     pub async fn succeeded(mut self) {
-        let (throttle, keys, user) = (&self.throttle, &self.pending, &self.user);
-        let settled = tokio::time::timeout(RESERVE_BUDGET, async {
+        self.settled = true;
+        let (throttle, keys, user, budget) = (
+            self.throttle.clone(),
+            std::mem::take(&mut self.pending),
+            self.user.take(),
+            self.budget,
+        );
+        settle(budget, async move {
             if let Some(user) = user {
-                throttle.succeeded(user).await;
+                throttle.succeeded(&user).await;
             }
-            throttle.release(keys).await;
+            throttle.release(&keys).await;
         })
         .await;
-        self.settled = settled.is_ok();
     }
+}
+
+/// Runs `work` as a task of its own, waiting for it at most `budget`.
+async fn settle(budget: Duration, work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let task = tokio::spawn(work);
+    let _ = tokio::time::timeout(budget, task).await;
 }
 
 impl Drop for Reservation {
@@ -284,7 +326,8 @@ mod tests {
         let first = a.reserve(&k).await.unwrap().expect("store reachable");
         let second = b.reserve(&k).await.unwrap().expect("store reachable");
         let third = a.reserve(&k).await.unwrap().expect("store reachable");
-        assert_eq!(b.reserve(&k).await.unwrap_err(), window);
+        // Busy, not locked: retry shortly, as locally.
+        assert_eq!(b.reserve(&k).await.unwrap_err(), Duration::from_secs(1));
         for reservation in [first, second, third] {
             reservation.failed().await;
         }
@@ -324,5 +367,76 @@ mod tests {
             store.get(&address).await.unwrap().as_deref(),
             Some(&b"0"[..])
         );
+    }
+
+    /// A store whose every call takes 250 ms (within Valkey's own deadline).
+    #[derive(Debug)]
+    struct Slow(LocalStore);
+
+    impl SharedStore for Slow {
+        fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                self.0.get(key).await
+            })
+        }
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+            ttl: Duration,
+        ) -> lib_auth::StoreFuture<'a, ()> {
+            self.0.set(key, value, ttl)
+        }
+        fn delete<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, ()> {
+            self.0.delete(key)
+        }
+        fn add<'a>(
+            &'a self,
+            key: &'a str,
+            amount: i64,
+            ttl: Duration,
+        ) -> lib_auth::StoreFuture<'a, i64> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                self.0.add(key, amount, ttl).await
+            })
+        }
+        fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> lib_auth::StoreFuture<'a, ()> {
+            self.0.expire(key, ttl)
+        }
+        fn remaining<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Duration>> {
+            self.0.remaining(key)
+        }
+    }
+
+    /// Was: with a Valkey slow enough that reserving outlived its budget, a count applied
+    /// while the reservation was given up stayed pending (an office address was refused for
+    /// the pending count's life after 51 successful logins in a slow spell); and a login
+    /// waited for reserving and settling one after the other (about 600 ms).
+    #[tokio::test]
+    async fn a_slow_store_costs_one_budget_and_leaves_nothing_pending() {
+        let local = LocalStore::new("t", 1000);
+        let throttle =
+            SharedThrottle::new(Arc::new(Slow(local.clone())), 5, Duration::from_secs(60));
+        let k = keys("carol", "10.0.0.3");
+        let started = Instant::now();
+        assert!(matches!(throttle.reserve(&k).await, Ok(None)), "given up");
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        // The reservation finishes in the background, finds nobody waiting, and takes back
+        // what it counted.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for key in &k {
+            let pending = SharedThrottle::key("pending", key);
+            assert_eq!(
+                local.get(&pending).await.unwrap().as_deref(),
+                Some(&b"0"[..]),
+                "{key}"
+            );
+        }
     }
 }
