@@ -60,8 +60,47 @@ async fn a_ledger_answers_from_what_another_ledger_learnt_while_the_auth_service
         "ledger A: GET /v1/organizations → 200, asked of the Auth service",
     );
 
+    // Ledger B reads shared answers once it knows every revocation: its feed read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = http.get(&ledgers[1].at("/ready"), None).await;
+        if ready.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ledger B not ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    step(FLOW, "ledger B: GET /ready → 200, its revocation feed read");
+    let late_app = server.cli(&["app", "create", "--name", "midaz"]);
     server.stop().await;
     step(FLOW, "the Auth service is stopped");
+    // A ledger started now cannot read the feed, so it cannot know of a logout older than
+    // what Valkey holds: it takes nothing from there.
+    let late = Ledger::start_with(
+        &server,
+        LedgerMode::Remote,
+        (
+            late_app["clientId"].as_str().expect("client id"),
+            late_app["clientSecret"].as_str().expect("secret"),
+        ),
+        Duration::from_secs(60),
+        &settings,
+    )
+    .await;
+    http.get(&late.at("/ready"), None)
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE, "ledger C has read no feed");
+    http.get(&organizations(&late), Some(&token)).await.expect(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ledger C takes no shared answer before its feed is read",
+    );
+    step(
+        FLOW,
+        "ledger C, started while the Auth service is down: GET /ready → 503, GET /v1/organizations → 503 (no feed read, so no shared answer)",
+    );
     http.get(&organizations(&ledgers[1]), Some(&token))
         .await
         .expect(StatusCode::OK, "ledger B answers from Valkey");

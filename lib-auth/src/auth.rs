@@ -245,6 +245,11 @@ impl Auth {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+            if config.mode == Mode::Local && config.valkey_decision_secret.is_some() {
+                tracing::warn!(
+                    "VALKEY_DECISION_SECRET is ignored in local mode: decisions are made in process from the policy, and there is nothing to share"
+                );
+            }
             match config.mode {
                 Mode::Local => Engine::Local(Arc::new(Local::new(
                     &config,
@@ -489,6 +494,22 @@ impl Auth {
         self.revocations()
             .map(|store| store.apply([revocation]))
             .is_some()
+    }
+
+    /// Whether the revocation feed has been read to its end since start and has not refused
+    /// this service's credentials since: `Some(true)` once every revocation the Auth service
+    /// had made is known here (later ones arrive within a poll interval, or at once with
+    /// `VALKEY_URL`); `Some(false)` before, or while the credentials are refused; `None`
+    /// without a feed (no client credentials or `PLUGIN_AUTH_HOST`) or when disabled. Remote
+    /// mode reads shared answers from Valkey only while it is `Some(true)`; a readiness
+    /// probe may wait for it.
+    pub fn revocation_feed_current(&self) -> Option<bool> {
+        let (poller, store) = match &self.inner.engine {
+            Engine::Local(local) => (local.poller.as_ref(), &local.revocations),
+            Engine::Remote(remote) => (remote.poller.as_ref(), &remote.revocations),
+            Engine::Disabled => return None,
+        };
+        poller.map(|_| store.feed_current())
     }
 
     /// The number of revocations held in memory (sessions and subjects whose entries have not

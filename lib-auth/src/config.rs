@@ -294,6 +294,17 @@ impl AuthConfig {
     /// A value that is not UTF-8 is read lossily, so that it fails validation naming its
     /// variable rather than passing for unset (an unset `PLUGIN_AUTH_ENABLED` disables).
     pub fn from_env() -> Result<AuthConfig, ConfigError> {
+        // Secrets are used byte for byte: one that is not UTF-8 is refused rather than
+        // converted, which would replace its invalid bytes and weaken it.
+        for variable in SECRET_VARIABLES {
+            if std::env::var_os(variable).is_some_and(|value| value.to_str().is_none()) {
+                return Err(ConfigError::InvalidValue {
+                    variable,
+                    value: "*** (not UTF-8)".to_owned(),
+                    expected: "UTF-8 text: encode random bytes first (e.g. openssl rand -base64 32)",
+                });
+            }
+        }
         Self::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
 
@@ -545,6 +556,12 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// Clock skew beyond this means a broken clock, not skew.
 const MAX_LEEWAY: Duration = Duration::from_secs(3600);
+/// The variables whose values are secrets, never converted (see [`AuthConfig::from_env`]).
+const SECRET_VARIABLES: [&str; 3] = [
+    "PLUGIN_AUTH_CLIENT_SECRET",
+    "VALKEY_DECISION_SECRET",
+    "VALKEY_URL",
+];
 const LEEWAY_EXPECTED: &str = "at most 1h: clock skew larger than that means a broken clock";
 const POLL_INTERVAL_EXPECTED: &str =
     "a positive duration such as 5s, 500ms or 1m (0 would poll without pause)";

@@ -345,7 +345,14 @@ fn shared_level(
             &config.valkey_prefix,
             "shared decision cache",
         )),
-        (None, None) => return Ok(None),
+        (None, None) => {
+            if config.valkey_decision_secret.is_some() {
+                tracing::warn!(
+                    "VALKEY_DECISION_SECRET is ignored without VALKEY_URL: remote mode's decisions are not shared with other validators"
+                );
+            }
+            return Ok(None);
+        }
     };
     let Some(secret) = &config.valkey_decision_secret else {
         tracing::warn!(
@@ -540,7 +547,11 @@ impl RemoteAuthorizer {
         permission: Option<&Permission>,
     ) -> Result<bool, AuthError> {
         let asked = Instant::now();
+        // Shared answers may predate a revocation: they are read only while this validator
+        // knows every revocation (its feed read to its end, and not refused since), so that
+        // one started while the Auth service was down cannot admit a token logged out before.
         if let Some(shared) = &self.inner.shared
+            && self.inner.revocations.feed_current()
             && !self.inner.forgotten.contains_key(&**token)
             && let Some(snapshot) = shared.load(token).await
             && !self.forgotten_since(token, asked)

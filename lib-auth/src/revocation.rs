@@ -173,6 +173,10 @@ pub(crate) struct RevocationStore {
     full: AtomicBool,
     /// The most entries kept ([`MAX_REVOCATIONS`]).
     max: usize,
+    /// Set once the revocation feed was read to its end, cleared while the Auth service
+    /// refuses this validator's credentials: whether what is refused here is all the service
+    /// has revoked (up to a poll interval, or a push, ago).
+    feed_current: AtomicBool,
 }
 
 impl std::fmt::Debug for RevocationStore {
@@ -197,7 +201,20 @@ impl RevocationStore {
             leeway_secs,
             full: AtomicBool::new(false),
             max,
+            feed_current: AtomicBool::new(false),
         }
+    }
+
+    /// Records whether the revocation feed was just read to its end (`true`) or refused this
+    /// validator's credentials (`false`).
+    pub(crate) fn set_feed_current(&self, current: bool) {
+        self.feed_current.store(current, Ordering::Release);
+    }
+
+    /// Whether the revocation feed was read to its end since start and has not refused the
+    /// credentials since: until then, revoked tokens may be missing from this store.
+    pub(crate) fn feed_current(&self) -> bool {
+        self.feed_current.load(Ordering::Acquire)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Tables> {

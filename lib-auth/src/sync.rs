@@ -47,7 +47,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::decision::{CompiledPolicy, Decision};
-use crate::m2m::ApplicationToken;
+use crate::m2m::{ApplicationToken, ApplicationTokenError};
 use crate::policy::Policy;
 use crate::principal::{Principal, numeric_date};
 use crate::push::Subscription;
@@ -460,6 +460,14 @@ impl Feeds {
                 token
             }
             Err(error) => {
+                if matches!(
+                    error,
+                    ApplicationTokenError::BadCredentials { .. }
+                        | ApplicationTokenError::Refused { .. }
+                ) {
+                    // Revocations from now on cannot be read: what is known may go stale.
+                    self.store.set_feed_current(false);
+                }
                 state.token.failed(
                     "application token",
                     "cannot get the application token for the revocation feed and policy sync: the state already known stays in force",
@@ -506,6 +514,7 @@ impl Feeds {
             match response.status() {
                 StatusCode::OK => {}
                 StatusCode::UNAUTHORIZED => {
+                    self.store.set_feed_current(false);
                     state.outage.failed(
                         FEED,
                         FEED_DOWN,
@@ -567,6 +576,8 @@ impl Feeds {
             let advanced = state.cursor.as_deref() != Some(page.cursor.as_str());
             state.cursor = Some(page.cursor);
             if page.items.is_empty() || !advanced {
+                // Read to its end: every revocation up to now is known here.
+                self.store.set_feed_current(true);
                 break;
             }
         }

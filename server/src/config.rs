@@ -249,8 +249,18 @@ impl ServerConfig {
                 .iter()
                 .any(|scheme| v.starts_with(scheme))
             {
-                // Only the scheme is shown: the rest may hold a password.
-                let scheme = v.split_once("://").map_or("(no scheme)", |(s, _)| s);
+                // Only a scheme is shown, and only if it looks like one: the rest, or a
+                // mistyped URL's text before a later "://", may hold a password.
+                let scheme = v
+                    .split_once("://")
+                    .map(|(scheme, _)| scheme)
+                    .filter(|scheme| {
+                        (1..=16).contains(&scheme.len())
+                            && scheme
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    })
+                    .unwrap_or("(no scheme)");
                 return Err(invalid(
                     "VALKEY_URL",
                     scheme,
@@ -379,6 +389,26 @@ mod tests {
             assert!(
                 message.contains(name) && message.contains(value),
                 "{message}"
+            );
+        }
+    }
+
+    /// Was: a mistyped scheme followed by a later "://" showed what came before it, the
+    /// password included.
+    #[test]
+    fn a_bad_valkey_url_never_shows_its_password() {
+        for url in [
+            "redis//:hunter2XX@host://x",
+            "http://:hunter2XX@host",
+            ":hunter2XX@host",
+            "redis:/:hunter2XX@host:6379",
+        ] {
+            let error = from(&[("VALKEY_URL", url)])
+                .expect_err("not a Valkey URL")
+                .to_string();
+            assert!(
+                !error.contains("hunter2") && error.contains("VALKEY_URL"),
+                "{error}"
             );
         }
     }

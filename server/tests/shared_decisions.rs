@@ -41,6 +41,19 @@ async fn validator(server: &TestServer, url: &str, prefix: &str, secret: Option<
     Auth::new(config).expect("remote-mode validator")
 }
 
+/// Waits until `auth` has read its revocation feed to the end: from then on it reads shared
+/// answers (before, it may not know of a logout older than the answer).
+async fn feed_read(auth: &Auth) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while auth.revocation_feed_current() != Some(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revocation feed was not read within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The status of a request needing `action` on `midaz/ledgers` through `auth`'s layer.
 async fn status(auth: &Auth, token: &str, action: Action) -> StatusCode {
     let inner = service_fn(|_: Request<Body>| async {
@@ -84,6 +97,9 @@ async fn one_validators_answers_are_served_to_another_from_valkey() {
         status(&a, &token, Action::Post).await,
         StatusCode::FORBIDDEN
     );
+    for auth in [&b, &other_secret] {
+        feed_read(auth).await;
+    }
 
     let _ = server.stop().await;
 
@@ -181,6 +197,7 @@ async fn an_entry_forged_in_valkey_never_admits() {
         overwrite(&url, key, &forged).await;
         // A validator of its own each time: nothing in its memory, so it reads the entry.
         let b = validator(&server, &url, &prefix, Some(SECRET)).await;
+        feed_read(&b).await;
         assert_eq!(
             status(&b, &token, Action::Post).await,
             StatusCode::FORBIDDEN,
@@ -207,6 +224,8 @@ async fn a_revoked_token_is_refused_though_valkey_still_holds_its_answer() {
     let warm = viewer_token(&server, "walt").await;
     assert_eq!(status(&b, &warm, Action::Get).await, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(300)).await;
+
+    feed_read(&b).await;
 
     let token = viewer_token(&server, "rose").await;
     assert_eq!(status(&a, &token, Action::Get).await, StatusCode::OK);
@@ -255,6 +274,7 @@ async fn valkey_lost_and_back_service_continues_and_sharing_resumes() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = viewer_token(&server, "ada").await;
     assert_eq!(status(&a, &after, Action::Get).await, StatusCode::OK);
+    feed_read(&b).await;
     let _ = server.stop().await;
     assert_eq!(
         status(&b, &after, Action::Get).await,
@@ -361,6 +381,7 @@ async fn a_read_in_flight_does_not_undo_forget_token() {
     let writer = with_store(Arc::new(store)).await;
     let token = viewer_token(&server, "flo").await;
     assert_eq!(status(&writer, &token, Action::Get).await, StatusCode::OK);
+    feed_read(&slow).await;
     let in_flight = {
         let (slow, token) = (slow.clone(), token.clone());
         tokio::spawn(async move { status(&slow, &token, Action::Get).await })
@@ -376,6 +397,129 @@ async fn a_read_in_flight_does_not_undo_forget_token() {
     );
     assert_eq!(
         status(&slow, &token, Action::Get).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+/// Was: a validator whose revocation feed had not been read yet (it had just started, say
+/// while the Auth service was down: the very case sharing is for) took a logged-out token's
+/// answer, stored before the logout, and admitted the token for as long as the entry lived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_that_has_not_read_the_feed_takes_no_shared_answer() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("unread"));
+    let server = {
+        let (url, prefix) = (url.clone(), prefix.clone());
+        TestServer::start_with(move |c| {
+            c.valkey_url = Some(lib_auth::Secret::new(url));
+            c.valkey_prefix = prefix;
+        })
+        .await
+    };
+    let a = validator(&server, &url, &prefix, Some(SECRET)).await;
+    let token = viewer_token(&server, "lou").await;
+    assert_eq!(status(&a, &token, Action::Get).await, StatusCode::OK);
+    server.logout(&token).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while a.revocation_count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never learnt of the logout"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        decision_entries(&url, &prefix).await.len(),
+        1,
+        "A's entry stands"
+    );
+
+    // Started with the service up, it asks the service, which refuses the token.
+    let fresh = validator(&server, &url, &prefix, Some(SECRET)).await;
+    assert_eq!(
+        status(&fresh, &token, Action::Get).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Started while the service is down: it cannot know of the logout, so it cannot answer.
+    let (id, secret) = server.create_app("midaz", &["midaz-viewer-role"]).await;
+    let base = server.base.clone();
+    let _ = server.stop().await;
+    let restarted = Auth::new(
+        AuthConfig::default()
+            .enabled(true)
+            .mode(Mode::Remote)
+            .host(base)
+            .valkey_url(url.as_str())
+            .valkey_prefix(prefix.clone())
+            .revocation_poll_interval(Duration::from_millis(100))
+            .valkey_decision_secret(SECRET)
+            .client_id(id)
+            .client_secret(secret),
+    )
+    .expect("validator");
+    for _ in 0..5 {
+        assert_eq!(
+            status(&restarted, &token, Action::Get).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(restarted.revocation_feed_current(), Some(false));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A validator whose credentials the Auth service refuses (its application rotated or
+/// deleted) no longer hears of revocations: from then on it reads no shared answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_whose_credentials_are_refused_stops_reading_shared_answers() {
+    let (url, prefix) = (shared_valkey(), unique_prefix("refused"));
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let created = server
+        .identity_call(
+            "POST",
+            "/v1/applications",
+            Some(&admin),
+            Some(&serde_json::json!({"name": "midaz", "description": "", "roles": ["midaz-viewer-role"]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let b = Auth::new(
+        AuthConfig::default()
+            .enabled(true)
+            .mode(Mode::Remote)
+            .host(server.base.clone())
+            .valkey_url(url.as_str())
+            .valkey_prefix(prefix.clone())
+            .revocation_poll_interval(Duration::from_millis(100))
+            .valkey_decision_secret(SECRET)
+            .client_id(created.str("clientId").to_owned())
+            .client_secret(created.str("clientSecret").to_owned()),
+    )
+    .expect("validator");
+    feed_read(&b).await;
+    let a = validator(&server, &url, &prefix, Some(SECRET)).await;
+
+    let deleted = server
+        .identity_call(
+            "DELETE",
+            &format!("/v1/applications/{}", created.str("id")),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.revocation_feed_current() != Some(false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused feed went unnoticed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let token = viewer_token(&server, "ivy").await;
+    assert_eq!(status(&a, &token, Action::Get).await, StatusCode::OK);
+    let _ = server.stop().await;
+    assert_eq!(
+        status(&b, &token, Action::Get).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
 }

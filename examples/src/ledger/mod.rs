@@ -17,6 +17,11 @@
 //! | `POST …/ledgers/{ledger_id}/transactions/json` | transactions | 201 |
 //! | `GET …/transactions/{transaction_id}` | transactions | 200 |
 //!
+//! `GET /ready` is open: 200 `{"ready":true}`, or 503 `{"ready":false,…}` while lib-auth has
+//! a revocation feed it has not read to its end (just started, the Auth service down, or its
+//! credentials refused): a readiness probe keeps traffic away until every revocation the Auth
+//! service had made is known here.
+//!
 //! Bodies are JSON: `{"name": "…"}` for organizations, ledgers and accounts (create and
 //! patch); any JSON object for a transaction, kept as is. Lists answer `{"items": […]}` sorted
 //! by name. Deleting an organization or a ledger deletes what it owns.
@@ -53,6 +58,8 @@ pub const PRODUCT: &str = "midaz";
 /// The ledger's routes, guarded by `auth` (see the [module documentation](self)), over a new
 /// empty store.
 pub fn router(auth: Auth) -> Router {
+    let readiness = auth.clone();
+    let ready = get(move || ready(readiness.clone()));
     let organizations = Router::new()
         .route(
             "/v1/organizations",
@@ -101,9 +108,25 @@ pub fn router(auth: Auth) -> Router {
         .merge(ledgers)
         .merge(accounts)
         .merge(transactions)
+        .route("/ready", ready)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(Db::default())
+}
+
+/// `GET /ready`: whether lib-auth knows every revocation the Auth service had made (see the
+/// [module documentation](self)).
+async fn ready(auth: Auth) -> (StatusCode, Json<Value>) {
+    match auth.revocation_feed_current() {
+        Some(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "ready": false,
+                "reason": "the revocation feed has not been read yet, or refuses the credentials",
+            })),
+        ),
+        Some(true) | None => (StatusCode::OK, Json(serde_json::json!({ "ready": true }))),
+    }
 }
 
 /// The body that creates or renames an organization, a ledger or an account.
