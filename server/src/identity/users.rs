@@ -363,6 +363,14 @@ pub async fn update_password(
         .throttle()
         .begin(&keys)
         .map_err(crate::error::ApiError::Throttled)?;
+    // As for a login: admitted by every replica before the check, counted by all after it.
+    let reservation = match state.shared_throttle() {
+        Some(shared) => shared
+            .reserve(&keys)
+            .await
+            .map_err(crate::error::ApiError::Throttled)?,
+        None => None,
+    };
     let matches = state
         .passwords()
         .verify(old_password, Some(user.password_hash.clone()))
@@ -370,6 +378,9 @@ pub async fn update_password(
         .map_err(IdentityError::internal)?;
     if !matches {
         attempt.failed();
+        if let Some(reservation) = reservation {
+            reservation.failed().await;
+        }
         audit::record(
             &state,
             caller.event(
@@ -384,6 +395,9 @@ pub async fn update_password(
         return Err(IdentityError::WrongPassword);
     }
     attempt.succeeded();
+    if let Some(reservation) = reservation {
+        reservation.succeeded().await;
+    }
     check_password(&new_password, &user.username, &user.email)?;
     let hash = state
         .passwords()
