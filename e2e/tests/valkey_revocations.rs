@@ -2,7 +2,7 @@
 //! example ledgers (local mode) as real processes sharing the CI machine's Redis-protocol
 //! server (`LIB_AUTH_TEST_VALKEY_URL`, default `redis://127.0.0.1:6379`) under a prefix of
 //! their own. The ledgers poll the feed once a minute, so each refusal measured here came by
-//! push. Prints the p50, p99 and maximum over 100 logouts of the time until both ledgers
+//! a pushed notice and the feed read it set off. Prints the p50, p99 and maximum over 100 logouts of the time until both ledgers
 //! refused the token.
 
 use std::time::{Duration, Instant};

@@ -457,7 +457,8 @@ impl Auth {
     /// until `expires_at` (Unix seconds, plus the leeway) has passed, when every such token has
     /// expired. In remote mode this drops the cached answers about such tokens (the Auth service
     /// refuses them itself). The revocation feed applies its `sid` items through the same
-    /// store; call this to feed it from elsewhere (a pub/sub channel).
+    /// store; call this to feed it from elsewhere (whoever can reach that source can log
+    /// sessions out: take revocations only from one that authenticates its writer).
     ///
     /// Returns whether the revocation is enforced here: `false` when the library is disabled.
     pub fn revoke_session(&self, sid: &str, expires_at: u64) -> bool {

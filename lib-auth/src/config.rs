@@ -127,8 +127,8 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
     /// Clock skew allowed on `exp`/`nbf`/`iat` (`PLUGIN_AUTH_LEEWAY`). Default 30 s.
     pub leeway: Duration,
-    /// `VALKEY_URL` (`redis://…`): with it, revocations published by the Auth service over
-    /// Valkey pub/sub are applied the moment they are published (the revocation feed stays the
+    /// `VALKEY_URL` (`redis://…`): with it, the revocation feed is read the moment the Auth
+    /// service announces new revocations over Valkey pub/sub (the feed's polls stay the
     /// fallback; needs the client credentials). Default none: in-process state only.
     /// It may carry a password, so it is a [`Secret`] (never in `Debug` output).
     pub valkey_url: Option<Secret>,

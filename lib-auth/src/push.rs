@@ -1,33 +1,28 @@
 //! Revocations pushed over Valkey pub/sub (SPEC §7). With `VALKEY_URL`, the Auth service
-//! publishes each new revocation on [`revocation_channel`] the moment it is written, and every
-//! validator subscribed there applies it at once: a logout reaches all of them within
-//! milliseconds instead of a poll interval.
+//! publishes a notice on [`revocation_channel`] the moment it writes new revocations, and every
+//! validator subscribed there reads its revocation feed at once: a logout reaches all of them
+//! within milliseconds instead of a poll interval.
 //!
-//! The revocation feed stays. It is the fallback while Valkey cannot be reached, and after
-//! every (re)subscription it is polled at once, which catches up with whatever was published
-//! while this validator was not listening. Valkey down therefore never lets a revoked token
-//! through for longer than a poll interval; it never fails open.
+//! A notice is only a wake-up: what it says is never read. Revocations come from the feed
+//! alone, which answers only the service's own application token; anyone who can publish on
+//! the channel could otherwise revoke any session or subject, or fill the revocation store
+//! until it dropped the real entries. Notices are coalesced: one arriving while the feed is
+//! being read brings one more read after it, and a flood of them brings at most one read per
+//! [`MIN_WAKE_GAP`](crate::sync::MIN_WAKE_GAP).
 //!
-//! Messages are JSON `{"v": 1, "items": [<feed items>]}`, the items exactly as
-//! `GET /v1/revocations` answers them. A message of another version, or one that cannot be
-//! read, is ignored (and logged once): the next poll brings what it carried. A message can
-//! only refuse tokens, never admit one, so whoever can publish on the channel can at worst
-//! log users out; keep Valkey private to the services, as the Auth service's database is.
+//! The feed's polls stay. They are the fallback while Valkey cannot be reached, and after
+//! every (re)subscription the feed is read at once, which catches up with whatever was
+//! published while this validator was not listening. Valkey down therefore never lets a
+//! revoked token through for longer than a poll interval; it never fails open.
 
 use std::sync::Weak;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::Value;
+use crate::sync::{Feeds, Outage};
 
-use crate::revocation::RevocationStore;
-use crate::sync::{Feeds, Outage, revocations_of};
-
-/// The version of revocation messages this library writes and reads.
-pub const MESSAGE_VERSION: u64 = 1;
-
-/// The largest message read; a longer one is ignored.
-const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The version of the notice the Auth service publishes (`{"v":2}`); validators read none of
+/// it (version 1 carried the revocations themselves, which were read).
+pub const MESSAGE_VERSION: u64 = 2;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -54,13 +49,6 @@ pub(crate) struct Subscription {
     pub(crate) url: crate::config::Secret,
     /// [`revocation_channel`] of `VALKEY_PREFIX`.
     pub(crate) channel: String,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    v: u64,
-    #[serde(default)]
-    items: Vec<Value>,
 }
 
 /// Listens until the `Auth` is gone, reconnecting with backoff whenever the connection fails.
@@ -112,63 +100,11 @@ async fn listen(
         None => return Ended::FeedsGone,
     }
     let mut messages = pubsub.on_message();
-    while let Some(message) = messages.next().await {
+    while messages.next().await.is_some() {
         let Some(feeds) = feeds.upgrade() else {
             return Ended::FeedsGone;
         };
-        apply(&feeds.store, message.get_payload_bytes());
+        feeds.poll_now();
     }
     Ended::Lost("the connection was closed".to_owned())
-}
-
-/// Applies the revocations of one message; how many entries it added or changed.
-fn apply(store: &RevocationStore, payload: &[u8]) -> usize {
-    if payload.len() > MAX_MESSAGE_BYTES {
-        tracing::warn!(
-            bytes = payload.len(),
-            "ignored a revocation message larger than 1 MiB; the next poll brings its revocations"
-        );
-        return 0;
-    }
-    let message: Message = match serde_json::from_slice(payload) {
-        Ok(message) => message,
-        Err(_) => {
-            tracing::warn!(
-                "ignored a revocation message that is not {{\"v\",\"items\"}} JSON; the next poll brings its revocations"
-            );
-            return 0;
-        }
-    };
-    if message.v != MESSAGE_VERSION {
-        tracing::warn!(
-            version = message.v,
-            "ignored a revocation message of another version; the next poll brings its revocations"
-        );
-        return 0;
-    }
-    store.apply(message.items.iter().filter_map(revocations_of).flatten())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_of_this_version_are_applied_and_others_ignored() {
-        let store = RevocationStore::new(0);
-        let far = crate::verify::unix_now() + 3600;
-        let message = |v: u64| {
-            format!(r#"{{"v":{v},"items":[{{"sid":"s-{v}","expiresAt":{far}}},{{"bogus":true}}]}}"#)
-        };
-        assert_eq!(apply(&store, message(1).as_bytes()), 1);
-        assert_eq!(apply(&store, message(2).as_bytes()), 0);
-        assert_eq!(apply(&store, b"not json"), 0);
-        assert_eq!(apply(&store, br#"{"items":[]}"#), 0, "no version");
-        let huge = format!(
-            r#"{{"v":1,"items":[],"pad":"{}"}}"#,
-            "x".repeat(MAX_MESSAGE_BYTES)
-        );
-        assert_eq!(apply(&store, huge.as_bytes()), 0);
-        assert_eq!(store.len(), 1);
-    }
 }

@@ -242,7 +242,7 @@ pub(crate) struct Feeds {
     pub(crate) store: Arc<RevocationStore>,
     /// With `PLUGIN_AUTH_POLICY=server`.
     pub(crate) policy: Option<Arc<PolicySlot>>,
-    /// With `VALKEY_URL`: revocations pushed over pub/sub, besides the polls.
+    /// With `VALKEY_URL`: notices pushed over pub/sub, each a reason to read the feed now.
     pub(crate) push: Option<Subscription>,
     /// Cuts the pause before the next poll short.
     pub(crate) wake: Arc<Notify>,
@@ -317,19 +317,41 @@ impl Drop for Poller {
     }
 }
 
-/// Polls until the `Auth` is gone.
+/// The shortest time between the starts of two reads of the feed asked for by
+/// [`Feeds::poll_now`]: pushed notices come from whoever can publish on the channel, and a
+/// flood of them must not become a flood of requests to the Auth service.
+pub(crate) const MIN_WAKE_GAP: Duration = Duration::from_millis(50);
+
+/// Polls until the `Auth` is gone: everything once per interval, and the revocation feed
+/// alone whenever woken by [`Feeds::poll_now`] (at most once per [`MIN_WAKE_GAP`]).
 async fn run(feeds: Weak<Feeds>) {
+    use tokio::time::{Instant, sleep_until};
     let mut state = PollState::default();
+    let mut last_full: Option<Instant> = None;
     loop {
         let Some(current) = feeds.upgrade() else {
             return;
         };
-        current.tick(&mut state).await;
-        let (pause, wake) = (current.interval, current.wake.clone());
+        let started = Instant::now();
+        let interval = current.interval;
+        let next_full_after = |at: Instant| {
+            at.checked_add(interval)
+                .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
+        };
+        let full = last_full.is_none_or(|at| started >= next_full_after(at));
+        current.tick(&mut state, full).await;
+        if full {
+            last_full = Some(started);
+        }
+        let next_full = next_full_after(last_full.unwrap_or(started));
+        let wake = current.wake.clone();
         drop(current);
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = wake.notified() => {}
+            () = sleep_until(next_full) => {}
+            () = wake.notified() => {
+                // A notice that comes meanwhile is kept (one permit) and brings one more read.
+                sleep_until(started + MIN_WAKE_GAP).await;
+            }
         }
     }
 }
@@ -405,7 +427,7 @@ struct Page {
 
 /// The revocations of one feed item: a session, a subject, or both; `None` for an item that
 /// names neither or has no usable `expiresAt`.
-pub(crate) fn revocations_of(item: &Value) -> Option<Vec<Revocation>> {
+fn revocations_of(item: &Value) -> Option<Vec<Revocation>> {
     let item = item.as_object()?;
     let text = |name: &str| {
         item.get(name)
@@ -452,7 +474,8 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8
 }
 
 impl Feeds {
-    async fn tick(&self, state: &mut PollState) {
+    /// Reads the revocation feed, and with `everything` also the policy.
+    async fn tick(&self, state: &mut PollState, everything: bool) {
         self.store.purge();
         let token = match self.tokens.token_logged(false).await {
             Ok(token) => {
@@ -478,8 +501,8 @@ impl Feeds {
         };
         let policy = async {
             match &self.policy {
-                Some(slot) => self.poll_policy(slot, &token, &mut state.policy).await,
-                None => Outcome::Done,
+                Some(slot) if everything => self.poll_policy(slot, &token, &mut state.policy).await,
+                _ => Outcome::Done,
             }
         };
         let (feed, policy) = tokio::join!(self.poll_revocations(&token, &mut state.feed), policy);

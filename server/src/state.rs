@@ -140,11 +140,13 @@ impl AppState {
     }
 
     /// Reads the revocations written since the last sync into the index (the server's own
-    /// checks refuse their tokens from now on) and publishes them to Valkey, if configured.
+    /// checks refuse their tokens from now on) and, with Valkey, tells validators to read them.
     pub async fn sync_revocations(&self) -> Result<(), crate::store::StoreError> {
         let items = self.inner.revocations.sync(&self.inner.store).await?;
-        if let Some(publisher) = &self.inner.publisher {
-            publisher.publish(&items);
+        if let Some(publisher) = &self.inner.publisher
+            && !items.is_empty()
+        {
+            publisher.notify();
         }
         Ok(())
     }

@@ -1,0 +1,144 @@
+//! Notices on the revocation channel, published straight into a real Redis-protocol server
+//! (the CI machine's on 127.0.0.1:6379, or `LIB_AUTH_TEST_VALKEY_URL`) under a prefix of each
+//! test's own, as anyone who can reach Valkey could: a notice only makes the validator read
+//! its revocation feed (the fake Auth service of `common/`), and a flood of them costs the
+//! Auth service a bounded number of reads.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lib_auth::{Auth, revocation_channel};
+use lib_auth_testkit::{TestKey, now};
+use serde_json::json;
+
+fn valkey_url() -> String {
+    std::env::var("LIB_AUTH_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("lib-auth-test-push-{test}-{}-{nanos}", std::process::id())
+}
+
+/// A validator of `fake` subscribed to the channel of `prefix`, which polls only once an hour:
+/// whatever it reads sooner, a notice made it read.
+async fn subscribed(fake: &FakeAuth, prefix: &str) -> Auth {
+    let auth = Auth::new(
+        config(fake)
+            .revocation_poll_interval(Duration::from_secs(3600))
+            .valkey_url(valkey_url())
+            .valkey_prefix(prefix.to_owned()),
+    )
+    .unwrap();
+    // The first read at start, and the one right after subscribing.
+    eventually(Duration::from_secs(5), "subscribed", || async {
+        fake.feed_requests().len() >= 2
+    })
+    .await;
+    auth
+}
+
+struct Publisher {
+    connection: redis::aio::MultiplexedConnection,
+    channel: String,
+}
+
+impl Publisher {
+    async fn new(prefix: &str) -> Publisher {
+        let client = redis::Client::open(valkey_url()).unwrap();
+        Publisher {
+            connection: client.get_multiplexed_async_connection().await.unwrap(),
+            channel: revocation_channel(prefix),
+        }
+    }
+
+    /// Publishes `message`; answers how many subscribers got it.
+    async fn publish(&mut self, message: &str) -> i64 {
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(message)
+            .query_async(&mut self.connection)
+            .await
+            .unwrap()
+    }
+}
+
+/// Was: a message's items were applied as revocations, so whoever could publish on the
+/// channel could log out any session or block any subject for good (`notBefore` far in the
+/// future), or send a million far-future entries that filled the revocation store until it
+/// dropped the real ones, and a logged-out token was accepted again.
+#[tokio::test]
+async fn a_message_revokes_nothing_itself_it_only_makes_the_validator_read_its_feed() {
+    let key = TestKey::rsa_a();
+    let fake = FakeAuth::start(&key).await;
+    let prefix = unique_prefix("forged");
+    let auth = subscribed(&fake, &prefix).await;
+    let app = start_app(&auth).await;
+    let alice = token(&key, "alice", VIEWER, now());
+    assert_eq!(app.get("/v1/ledgers", &alice).await, 200);
+
+    let mut publisher = Publisher::new(&prefix).await;
+    let far = now() + 10 * 365 * 86_400;
+    let forged = json!({"v": 1, "items": [
+        {"sid": "sid-alice", "expiresAt": far},
+        {"sub": "alice", "notBefore": far, "expiresAt": far},
+    ]});
+    let reads = fake.feed_requests().len();
+    assert_eq!(publisher.publish(&forged.to_string()).await, 1);
+    eventually(Duration::from_secs(2), "the feed read", || async {
+        fake.feed_requests().len() > reads
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.get("/v1/ledgers", &alice).await, 200, "not revoked");
+    let later = token(&key, "alice", VIEWER, now());
+    assert_eq!(app.get("/v1/ledgers", &later).await, 200, "not blocked");
+
+    // A real revocation, in the feed, comes with any notice.
+    fake.publish(json!({"sid": "sid-alice", "expiresAt": now() + 3600}));
+    publisher.publish("any").await;
+    let took = eventually(Duration::from_secs(1), "alice refused", || async {
+        app.get("/v1/ledgers", &alice).await == 401
+    })
+    .await;
+    eprintln!("a revocation in the feed refused {took:?} after its notice");
+}
+
+/// Notices sent as fast as one connection can send them cost the Auth service at most one
+/// read of the feed per 50 ms, and the last of them is still followed by a read.
+#[tokio::test]
+async fn a_flood_of_notices_costs_the_auth_service_a_few_reads() {
+    let key = TestKey::rsa_a();
+    let fake = FakeAuth::start(&key).await;
+    let prefix = unique_prefix("flood");
+    let auth = subscribed(&fake, &prefix).await;
+    let app = start_app(&auth).await;
+    let bob = token(&key, "bob", VIEWER, now());
+    assert_eq!(app.get("/v1/ledgers", &bob).await, 200);
+
+    let mut publisher = Publisher::new(&prefix).await;
+    let reads = fake.feed_requests().len();
+    let started = Instant::now();
+    for n in 0..2_000 {
+        if n == 1_000 {
+            // Mid-flood, a real revocation.
+            fake.publish(json!({"sid": "sid-bob", "expiresAt": now() + 3600}));
+        }
+        publisher.publish(r#"{"v":2}"#).await;
+    }
+    let flood = started.elapsed();
+    eventually(Duration::from_secs(1), "bob refused", || async {
+        app.get("/v1/ledgers", &bob).await == 401
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let made = fake.feed_requests().len() - reads;
+    let bound = (started.elapsed().as_millis() / 50 + 2) as usize;
+    eprintln!("2000 notices in {flood:?}: {made} reads of the feed (bound {bound})");
+    assert!(made >= 1, "woken");
+    assert!(made <= bound, "{made} reads of the feed for 2000 notices");
+}
