@@ -21,10 +21,15 @@
 //! The counters are kept in a [`lib_auth::Store`]: the server builds a [`lib_auth::ValkeyStore`]
 //! on `VALKEY_URL`; without it there is no other replica to share with and only the local
 //! throttle runs. Valkey unreachable: each call gives up after
-//! [`lib_auth::VALKEY_CALL_TIMEOUT`] (the store logs once per outage), and the replica's own
-//! counters go on applying; it never admits what the local throttle refuses.
+//! [`lib_auth::VALKEY_CALL_TIMEOUT`] (the store logs once per outage), the replica's own
+//! counters go on applying (it never admits what the local throttle refuses), and the
+//! outcome of each check it admits alone is still sent to Valkey, which counts it if it has
+//! come back meanwhile. Valkey answering, but too slowly for [`RESERVE_BUDGET`] (an overloaded replica or
+//! Valkey): the login is refused as busy (429, retry in a second), logged once per spell; a
+//! reservation it could not wait for would let guesses past the shared count.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lib_auth::Store as SharedStore;
@@ -35,10 +40,10 @@ use crate::throttle::ADDRESS_FAILURE_FACTOR;
 
 const MAX_LOCK: Duration = Duration::from_secs(3600);
 
-/// The most a login waits for the shared throttle in all (reserving, then settling); past it
-/// the login goes on with the replica's own throttle only (a slow Valkey must not make every
-/// login slow).
-pub const RESERVE_BUDGET: Duration = Duration::from_millis(300);
+/// The most a login waits for the shared throttle in all (reserving, then settling). Reserving
+/// past it, the login is refused as busy; settling past it, the answer goes out and the count
+/// is finished in the background (the check stays pending until then).
+pub const RESERVE_BUDGET: Duration = Duration::from_secs(1);
 
 /// The length of a slot of pending counts: a count nobody takes back stops counting within
 /// two slots.
@@ -61,6 +66,8 @@ pub struct SharedThrottle {
     window: Duration,
     /// [`PENDING_SLOT`], shorter in tests.
     slot: Duration,
+    /// Whether the last reservation outlived [`RESERVE_BUDGET`] (logged once per spell).
+    late: Arc<AtomicBool>,
 }
 
 /// How a reserved check ended.
@@ -89,6 +96,7 @@ impl SharedThrottle {
             max_failures: max_failures.max(1),
             window,
             slot: PENDING_SLOT,
+            late: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -160,38 +168,57 @@ impl SharedThrottle {
     /// pending until it ends, and admitted only while each key's failures plus pending checks
     /// stay within its limit, so guesses sent in parallel to all replicas get no more checks
     /// than one replica would give. `Err(wait)`: refused (locked, at the limit of failures, or
-    /// busy with checks under way: then retry after a second, as locally). `Ok(None)`: the
-    /// store cannot be reached, or did not answer within [`RESERVE_BUDGET`]; the replica's own
-    /// throttle decides alone.
+    /// busy: checks under way, or no answer within [`RESERVE_BUDGET`]; then retry after a
+    /// second). A reservation that is not [`shared`](Reservation::is_shared): the store cannot
+    /// be reached, and the replica's own throttle decides alone; the check's outcome is still
+    /// sent.
     ///
     /// The work runs as a task of its own, never cancelled halfway, which then keeps the
     /// pending count until the check is settled or dropped: a reservation that comes too late
     /// (or for a request gone meanwhile) takes back what it counted.
-    pub async fn reserve(&self, keys: &[String]) -> Result<Option<Reservation>, Duration> {
+    pub async fn reserve(&self, keys: &[String]) -> Result<Reservation, Duration> {
         let started = Instant::now();
         let (answer, receiver) = oneshot::channel();
         let (throttle, keys) = (self.clone(), keys.to_vec());
         tokio::spawn(async move {
             let slot = match throttle.admit(&keys).await {
                 Ok(Some(slot)) => slot,
-                refused_or_unreachable => {
-                    let _ = answer.send(refused_or_unreachable.map(|_| None));
+                Ok(None) => {
+                    let _ = answer.send(Ok(Reservation::unshared(throttle, keys)));
+                    return;
+                }
+                Err(wait) => {
+                    let _ = answer.send(Err(wait));
                     return;
                 }
             };
             let (settle, settlement) = oneshot::channel();
-            let reservation = Reservation {
-                settle: Some(settle),
+            let reservation = Reservation(Kind::Kept {
+                settle,
                 budget: RESERVE_BUDGET.saturating_sub(started.elapsed()),
-            };
+            });
             // Refused by a login gone meanwhile, the reservation is dropped with the channel:
             // the keeper then takes the count back at once.
-            let _ = answer.send(Ok(Some(reservation)));
+            let _ = answer.send(Ok(reservation));
             throttle.keep(slot, keys, settlement).await;
         });
         match tokio::time::timeout(RESERVE_BUDGET, receiver).await {
-            Ok(Ok(answer)) => answer,
-            _ => Ok(None),
+            Ok(Ok(answer)) => {
+                if self.late.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the shared login throttle answers in time again");
+                }
+                answer
+            }
+            // The task cannot end without answering; no answer in time is a busy key.
+            _ => {
+                if !self.late.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        budget_ms = RESERVE_BUDGET.as_millis(),
+                        "the shared login throttle did not answer in time: logins are refused as busy (429, retry in a second) until it does"
+                    );
+                }
+                Err(BUSY_RETRY)
+            }
         }
     }
 
@@ -215,6 +242,15 @@ impl SharedThrottle {
     ) -> Result<Option<()>, Duration> {
         let mut pending = Vec::with_capacity(keys.len());
         for key in keys {
+            // The checks still in the previous slot, read first: a keeper moves a check by
+            // counting it in the new slot, then taking it from the old one, so a check being
+            // moved meanwhile is seen in one or the other (or both), never in neither.
+            let Ok(before) = self
+                .count(&Self::pending_key(slot.saturating_sub(1), key))
+                .await
+            else {
+                return Ok(None);
+            };
             let Ok(now) = self
                 .store
                 .add(&Self::pending_key(slot, key), 1, PENDING_TTL)
@@ -223,13 +259,6 @@ impl SharedThrottle {
                 return Ok(None);
             };
             counted.push(key.clone());
-            // A check still in the previous slot (its keeper moves it as the slot turns).
-            let Ok(before) = self
-                .count(&Self::pending_key(slot.saturating_sub(1), key))
-                .await
-            else {
-                return Ok(None);
-            };
             pending.push(now.saturating_add(before));
         }
         for (key, pending) in keys.iter().zip(pending) {
@@ -275,12 +304,16 @@ impl SharedThrottle {
         keys: Vec<String>,
         mut settlement: oneshot::Receiver<Settlement>,
     ) {
+        // The slot whose end the next move waits for: the check's own at first (at once if
+        // admitting it took until the next slot), then the one of the last move, whether or
+        // not the move worked.
+        let mut tried = slot;
         let settled = loop {
             tokio::select! {
                 settled = &mut settlement => break settled.ok(),
-                // Just after the next slot starts (whether or not the last move worked).
-                () = tokio::time::sleep(self.until_after(self.current_slot()) + SLOT_MARGIN) => {
-                    slot = self.move_to(slot, self.current_slot(), &keys).await;
+                () = tokio::time::sleep(self.until_after(tried) + SLOT_MARGIN) => {
+                    tried = self.current_slot();
+                    slot = self.move_to(slot, tried, &keys).await;
                 }
             }
         };
@@ -397,22 +430,50 @@ impl SharedThrottle {
     }
 }
 
-/// A password check admitted by [`SharedThrottle::reserve`], pending until it is settled with
-/// [`failed`](Reservation::failed) or [`succeeded`](Reservation::succeeded). The answer waits
+/// A password check admitted by [`SharedThrottle::reserve`], to be settled with
+/// [`failed`](Reservation::failed) or [`succeeded`](Reservation::succeeded).
+///
+/// Shared (Valkey answered), it is pending on every replica until settled. The answer waits
 /// for the settling only as long as the reserving left of [`RESERVE_BUDGET`], so that a slow
 /// Valkey costs a login at most that budget in all; the settling itself always runs to its end
 /// (in the task that keeps the count), and until then the check stays pending. Dropped
 /// unsettled (the client went away during the check), it counts for nothing, as in the local
 /// throttle.
+///
+/// Not shared (Valkey unreachable: admitted by the replica's own throttle alone), its outcome
+/// is still sent to Valkey, in the background, so that it counts for every replica if Valkey
+/// takes it.
 #[derive(Debug)]
-pub struct Reservation {
-    /// To the task keeping the pending count.
-    settle: Option<oneshot::Sender<Settlement>>,
-    /// How long the answer may wait for the settling.
-    budget: Duration,
+pub struct Reservation(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    /// Pending on every replica.
+    Kept {
+        /// To the task keeping the pending count.
+        settle: oneshot::Sender<Settlement>,
+        /// How long the answer may wait for the settling.
+        budget: Duration,
+    },
+    /// Admitted by this replica alone.
+    Unshared {
+        /// Where the outcome is sent.
+        throttle: SharedThrottle,
+        /// The throttle keys of the check.
+        keys: Vec<String>,
+    },
 }
 
 impl Reservation {
+    fn unshared(throttle: SharedThrottle, keys: Vec<String>) -> Reservation {
+        Reservation(Kind::Unshared { throttle, keys })
+    }
+
+    /// Whether the check is pending on every replica (Valkey answered).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Kind::Kept { .. })
+    }
+
     /// The password was wrong: a failure of every key; those that reach their limit are
     /// locked for every replica. The failure is counted before the check stops being pending,
     /// so that no other check slips in between.
@@ -425,13 +486,28 @@ impl Reservation {
         self.settle(Outcome::Succeeded).await;
     }
 
-    async fn settle(mut self, outcome: Outcome) {
-        let Some(settle) = self.settle.take() else {
-            return;
-        };
-        let (done, counted) = oneshot::channel();
-        if settle.send(Settlement { outcome, done }).is_ok() {
-            let _ = tokio::time::timeout(self.budget, counted).await;
+    async fn settle(self, outcome: Outcome) {
+        match self.0 {
+            Kind::Kept { settle, budget } => {
+                let (done, counted) = oneshot::channel();
+                if settle.send(Settlement { outcome, done }).is_ok() {
+                    let _ = tokio::time::timeout(budget, counted).await;
+                }
+            }
+            Kind::Unshared { throttle, keys } => {
+                tokio::spawn(async move {
+                    match outcome {
+                        Outcome::Failed => {
+                            throttle.failed(&keys).await;
+                        }
+                        Outcome::Succeeded => {
+                            if let Some(user) = keys.first() {
+                                throttle.succeeded(user).await;
+                            }
+                        }
+                    }
+                });
+            }
         }
     }
 }
@@ -440,6 +516,18 @@ impl Reservation {
 mod tests {
     use super::*;
     use lib_auth::LocalStore;
+
+    trait Shared {
+        /// Asserts that the reservation is pending on every replica.
+        fn shared(self) -> Reservation;
+    }
+
+    impl Shared for Reservation {
+        fn shared(self) -> Reservation {
+            assert!(self.is_shared(), "the store answered");
+            self
+        }
+    }
 
     /// Lets spawned settlements run.
     async fn settle() {
@@ -473,9 +561,9 @@ mod tests {
         let b = SharedThrottle::new(store, 3, window);
         let k = keys("alice", "10.0.0.1");
         // Three checks at once, on two replicas: a fourth is refused while they run.
-        let first = a.reserve(&k).await.unwrap().expect("store reachable");
-        let second = b.reserve(&k).await.unwrap().expect("store reachable");
-        let third = a.reserve(&k).await.unwrap().expect("store reachable");
+        let first = a.reserve(&k).await.unwrap().shared();
+        let second = b.reserve(&k).await.unwrap().shared();
+        let third = a.reserve(&k).await.unwrap().shared();
         // Busy, not locked: retry shortly, as locally.
         assert_eq!(b.reserve(&k).await.unwrap_err(), Duration::from_secs(1));
         for reservation in [first, second, third] {
@@ -499,7 +587,7 @@ mod tests {
             .reserve(&keys("bob", "10.0.0.2"))
             .await
             .expect("not counted")
-            .expect("store reachable")
+            .shared()
             .succeeded()
             .await;
         // The address may fail ten times as often as a username (limit 1 here): 30
@@ -509,7 +597,7 @@ mod tests {
                 .reserve(&keys(&format!("u{n}"), "10.0.0.9"))
                 .await
                 .expect("admitted")
-                .expect("store reachable");
+                .shared();
             reservation.succeeded().await;
         }
         settle().await;
@@ -536,7 +624,7 @@ mod tests {
             .reserve(&k)
             .await
             .expect("admitted again")
-            .expect("store reachable")
+            .shared()
             .succeeded()
             .await;
     }
@@ -549,11 +637,7 @@ mod tests {
         let throttle =
             SharedThrottle::new(store.clone(), 1, Duration::from_secs(60)).with_slot(slot);
         let k = keys("finn", "10.0.0.5");
-        let long = throttle
-            .reserve(&k)
-            .await
-            .unwrap()
-            .expect("store reachable");
+        let long = throttle.reserve(&k).await.unwrap().shared();
         for _ in 0..4 {
             tokio::time::sleep(slot).await;
             assert_eq!(throttle.reserve(&k).await.unwrap_err(), BUSY_RETRY);
@@ -565,21 +649,55 @@ mod tests {
             .reserve(&k)
             .await
             .expect("admitted once it ended")
-            .expect("store reachable")
+            .shared()
             .failed()
             .await;
     }
 
-    /// A store whose every call takes 250 ms (within Valkey's own deadline).
+    /// A store whose reads and counts take `delay` (within Valkey's own deadline), and whose
+    /// every call fails while `down`.
     #[derive(Debug)]
-    struct Slow(LocalStore);
+    struct Faulty {
+        inner: LocalStore,
+        delay: std::sync::Mutex<Duration>,
+        down: AtomicBool,
+    }
 
-    impl SharedStore for Slow {
-        fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                self.0.get(key).await
+    impl Faulty {
+        fn new(inner: LocalStore, delay: Duration) -> Arc<Faulty> {
+            Arc::new(Faulty {
+                inner,
+                delay: std::sync::Mutex::new(delay),
+                down: AtomicBool::new(false),
             })
+        }
+
+        fn set_delay(&self, delay: Duration) {
+            *self.delay.lock().unwrap() = delay;
+        }
+
+        async fn call<T>(
+            &self,
+            slow: bool,
+            call: lib_auth::StoreFuture<'_, T>,
+        ) -> Result<T, lib_auth::StoreError> {
+            if slow {
+                let delay = *self.delay.lock().unwrap();
+                tokio::time::sleep(delay).await;
+            }
+            if self.down.load(Ordering::Relaxed) {
+                return Err(lib_auth::StoreError::Unavailable {
+                    backend: "valkey",
+                    detail: "down".into(),
+                });
+            }
+            call.await
+        }
+    }
+
+    impl SharedStore for Faulty {
+        fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(self.call(true, self.inner.get(key)))
         }
         fn set<'a>(
             &'a self,
@@ -587,10 +705,10 @@ mod tests {
             value: &'a [u8],
             ttl: Duration,
         ) -> lib_auth::StoreFuture<'a, ()> {
-            self.0.set(key, value, ttl)
+            Box::pin(self.call(false, self.inner.set(key, value, ttl)))
         }
         fn delete<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, ()> {
-            self.0.delete(key)
+            Box::pin(self.call(false, self.inner.delete(key)))
         }
         fn add<'a>(
             &'a self,
@@ -598,33 +716,32 @@ mod tests {
             amount: i64,
             ttl: Duration,
         ) -> lib_auth::StoreFuture<'a, i64> {
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                self.0.add(key, amount, ttl).await
-            })
+            Box::pin(self.call(true, self.inner.add(key, amount, ttl)))
         }
         fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> lib_auth::StoreFuture<'a, ()> {
-            self.0.expire(key, ttl)
+            Box::pin(self.call(false, self.inner.expire(key, ttl)))
         }
         fn remaining<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Duration>> {
-            self.0.remaining(key)
+            Box::pin(self.call(false, self.inner.remaining(key)))
         }
     }
 
-    /// Was: with a Valkey slow enough that reserving outlived its budget, a count applied
-    /// while the reservation was given up stayed pending (an office address was refused for
-    /// the pending count's life after 51 successful logins in a slow spell); and a login
-    /// waited for reserving and settling one after the other (about 600 ms).
+    /// Was: a reservation that outlived its budget let the login go on with the replica's own
+    /// throttle alone, neither counted nor refused for the others: with the replicas busy
+    /// hashing (an attacker's own logins will do), guesses spread over two replicas got twice
+    /// the limit, unlogged. Before that, a count applied while the reservation was given up
+    /// stayed pending (an office address was refused for the pending count's life after 51
+    /// successful logins in a slow spell).
     #[tokio::test]
-    async fn a_slow_store_costs_one_budget_and_leaves_nothing_pending() {
+    async fn a_slow_store_refuses_as_busy_after_one_budget_and_leaves_nothing_pending() {
         let local = LocalStore::new("t", 1000);
-        let throttle =
-            SharedThrottle::new(Arc::new(Slow(local.clone())), 5, Duration::from_secs(60));
+        let store = Faulty::new(local.clone(), Duration::from_millis(250));
+        let throttle = SharedThrottle::new(store, 5, Duration::from_secs(60));
         let k = keys("carol", "10.0.0.3");
         let started = Instant::now();
-        assert!(matches!(throttle.reserve(&k).await, Ok(None)), "given up");
+        assert_eq!(throttle.reserve(&k).await.unwrap_err(), BUSY_RETRY);
         assert!(
-            started.elapsed() < Duration::from_millis(400),
+            started.elapsed() < RESERVE_BUDGET + Duration::from_millis(100),
             "{:?}",
             started.elapsed()
         );
@@ -634,5 +751,66 @@ mod tests {
         for key in &k {
             assert_eq!(pending(&throttle, &local, key).await, 0, "{key}");
         }
+    }
+
+    /// Was: the outcome of a check admitted while Valkey could not be reached was never sent,
+    /// though Valkey may answer again by the time the check ends.
+    #[tokio::test]
+    async fn a_check_admitted_while_valkey_was_unreachable_still_counts_its_failure() {
+        let local = LocalStore::new("t", 1000);
+        let store = Faulty::new(local.clone(), Duration::ZERO);
+        let throttle = SharedThrottle::new(store.clone(), 5, Duration::from_secs(60));
+        let k = keys("dave", "10.0.0.6");
+        store.down.store(true, Ordering::Relaxed);
+        let reservation = throttle.reserve(&k).await.expect("admitted alone");
+        assert!(!reservation.is_shared());
+        store.down.store(false, Ordering::Relaxed);
+        reservation.failed().await;
+        settle().await;
+        for key in &k {
+            let fails = local.get(&SharedThrottle::key("fails", key)).await.unwrap();
+            assert_eq!(fails.as_deref(), Some(&b"1"[..]), "{key}");
+        }
+    }
+
+    /// Was: a check whose admission ended in the next slot was moved only once the slot after
+    /// that began, so for the first milliseconds of that slot no reader saw it (they read the
+    /// current and the previous slot), and a second check was admitted beside it.
+    #[tokio::test]
+    async fn an_admission_that_ends_in_the_next_slot_is_moved_there_at_once() {
+        let slot = Duration::from_millis(300);
+        let local = LocalStore::new("t", 1000);
+        let store = Faulty::new(local.clone(), Duration::ZERO);
+        let throttle =
+            SharedThrottle::new(store.clone(), 1, Duration::from_secs(60)).with_slot(slot);
+        let k = keys("gina", "10.0.0.7");
+        for _ in 0..5 {
+            // Admission (six slow calls of 20 ms) from 220 ms into a slot to about 340 ms.
+            tokio::time::sleep(throttle.until_after(throttle.current_slot())).await;
+            tokio::time::sleep(Duration::from_millis(220)).await;
+            let counted_in = throttle.current_slot();
+            store.set_delay(Duration::from_millis(20));
+            let reservation = throttle.reserve(&k).await.unwrap().shared();
+            store.set_delay(Duration::ZERO);
+            if throttle.current_slot() != counted_in + 1 {
+                // Not straddling this time (a slow machine): try again.
+                drop(reservation);
+                settle().await;
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert!(
+                throttle.current_slot() == counted_in + 1,
+                "still in the next slot"
+            );
+            let moved = local
+                .get(&SharedThrottle::pending_key(counted_in + 1, &k[0]))
+                .await
+                .unwrap();
+            assert_eq!(moved.as_deref(), Some(&b"1"[..]), "moved to the next slot");
+            reservation.succeeded().await;
+            return;
+        }
+        panic!("no admission straddled a slot boundary in five tries");
     }
 }

@@ -199,7 +199,7 @@ async fn password_grant(
     let attempt = state.throttle().begin(&keys).map_err(ApiError::Throttled)?;
     // Admitted by every replica before the (slow) check, as the local throttle admits it.
     let reservation = match state.shared_throttle() {
-        Some(shared) => shared.reserve(&keys).await.map_err(ApiError::Throttled)?,
+        Some(shared) => Some(shared.reserve(&keys).await.map_err(ApiError::Throttled)?),
         None => None,
     };
     let name = username.to_owned();

@@ -365,10 +365,12 @@ pub async fn update_password(
         .map_err(crate::error::ApiError::Throttled)?;
     // As for a login: admitted by every replica before the check, counted by all after it.
     let reservation = match state.shared_throttle() {
-        Some(shared) => shared
-            .reserve(&keys)
-            .await
-            .map_err(crate::error::ApiError::Throttled)?,
+        Some(shared) => Some(
+            shared
+                .reserve(&keys)
+                .await
+                .map_err(crate::error::ApiError::Throttled)?,
+        ),
         None => None,
     };
     let matches = state
