@@ -195,6 +195,16 @@ impl Default for AuthConfig {
     }
 }
 
+/// Whether `url` is a Valkey URL the client can use: `redis://`, `rediss://`, `valkey://` or
+/// `valkeys://`, with a host (or a `+unix` socket path) and valid parameters. Nothing is
+/// connected.
+pub fn is_valkey_url(url: &str) -> bool {
+    ["redis://", "rediss://", "valkey://", "valkeys://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+        && redis::Client::open(url).is_ok()
+}
+
 /// Whether `prefix` can name keys and channels in Valkey: 1 to 64 of letters, digits and
 /// `-_.:`.
 pub fn is_valkey_prefix(prefix: &str) -> bool {
@@ -407,9 +417,7 @@ impl AuthConfig {
             }
         }
         if let Some(url) = self.valkey_url.as_ref().map(Secret::expose)
-            && !["redis://", "rediss://", "valkey://", "valkeys://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme))
+            && !is_valkey_url(url)
         {
             return Err(invalid(
                 "VALKEY_URL",
@@ -790,6 +798,33 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    /// Was: a URL of the right scheme that no client can use (no host, a port that is not a
+    /// number) was taken at start, and failed only at the first use of Valkey.
+    #[test]
+    fn a_valkey_url_no_client_can_use_is_refused_at_start() {
+        assert!(is_valkey_url("redis://127.0.0.1:6379"));
+        assert!(is_valkey_url("rediss://:pw@cache:6380/2"));
+        assert!(is_valkey_url("valkey://cache"));
+        for url in [
+            "redis://hunter2pw@",
+            "redis://:hunter2pw@cache:port",
+            "rediss://:hunter2pw@",
+        ] {
+            assert!(!is_valkey_url(url), "{url}");
+            let err = from(&[
+                ("PLUGIN_AUTH_ENABLED", "true"),
+                ("PLUGIN_AUTH_JWKS_URL", "http://auth/jwks"),
+                ("VALKEY_URL", url),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("VALKEY_URL") && !err.contains("hunter2pw"),
+                "{url}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ mod verify;
 pub use action::{Action, UnknownAction};
 pub use auth::{Auth, ErrorResponder};
 pub use bearer::bearer_token;
-pub use config::{AuthConfig, Mode, PolicySource, Secret, is_valkey_prefix};
+pub use config::{AuthConfig, Mode, PolicySource, Secret, is_valkey_prefix, is_valkey_url};
 pub use decision::{CompiledPolicy, Decision, DenyReason};
 pub use error::{AuthError, ConfigError, InvalidTokenReason, PolicyError};
 pub use grpc::{GrpcPolicy, GrpcRequire, GrpcRequireLayer, grpc_error_response};

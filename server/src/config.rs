@@ -245,10 +245,7 @@ impl ServerConfig {
         }
         if let Some(v) = lookup("VALKEY_URL").filter(|v| !v.trim().is_empty()) {
             let v = v.trim();
-            if !["redis://", "rediss://", "valkey://", "valkeys://"]
-                .iter()
-                .any(|scheme| v.starts_with(scheme))
-            {
+            if !lib_auth::is_valkey_url(v) {
                 // Only a scheme is shown, and only if it looks like one: the rest, or a
                 // mistyped URL's text before a later "://", may hold a password.
                 let scheme = v
@@ -402,6 +399,10 @@ mod tests {
             "http://:hunter2XX@host",
             ":hunter2XX@host",
             "redis:/:hunter2XX@host:6379",
+            // The right scheme, but nothing a client can connect to: refused at start.
+            "redis://hunter2XX@",
+            "redis://:hunter2XX@host:port",
+            "rediss://:hunter2XX@",
         ] {
             let error = from(&[("VALKEY_URL", url)])
                 .expect_err("not a Valkey URL")
