@@ -196,7 +196,7 @@ impl Default for AuthConfig {
 }
 
 /// Whether `url` is a Valkey URL the client can use: `redis://`, `rediss://`, `valkey://` or
-/// `valkeys://`, with a host (or a `+unix` socket path) and valid parameters. Nothing is
+/// `valkeys://`, naming a host, with a numeric port and database if any. Nothing is
 /// connected.
 pub fn is_valkey_url(url: &str) -> bool {
     ["redis://", "rediss://", "valkey://", "valkeys://"]
@@ -422,7 +422,7 @@ impl AuthConfig {
             return Err(invalid(
                 "VALKEY_URL",
                 &redact_url(url),
-                "a redis://, rediss://, valkey:// or valkeys:// URL",
+                "a redis://, rediss://, valkey:// or valkeys:// URL naming a host (numeric port and database, if any)",
             ));
         }
         if let Some(audience) = &self.audience

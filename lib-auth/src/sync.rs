@@ -322,35 +322,55 @@ impl Drop for Poller {
 /// flood of them must not become a flood of requests to the Auth service.
 pub(crate) const MIN_WAKE_GAP: Duration = Duration::from_millis(50);
 
-/// Polls until the `Auth` is gone: everything once per interval, and the revocation feed
-/// alone whenever woken by [`Feeds::poll_now`] (at most once per [`MIN_WAKE_GAP`]).
+/// The pause before reading the feed again after a failed read; it doubles with each failure
+/// in a row, up to the poll interval.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Polls until the `Auth` is gone: everything once per interval (counted from the end of the
+/// last full poll), and the revocation feed alone whenever woken by [`Feeds::poll_now`], at
+/// most once per [`MIN_WAKE_GAP`]. A failed read of the feed is retried after
+/// [`RETRY_PAUSE`], doubled with each failure in a row; meanwhile a wake-up waits for the
+/// retry, so that notices cannot turn a failing Auth service (or refused credentials) into a
+/// stream of requests.
 async fn run(feeds: Weak<Feeds>) {
     use tokio::time::{Instant, sleep_until};
     let mut state = PollState::default();
     let mut last_full: Option<Instant> = None;
+    let mut failures = 0u32;
     loop {
         let Some(current) = feeds.upgrade() else {
             return;
         };
-        let started = Instant::now();
         let interval = current.interval;
-        let next_full_after = |at: Instant| {
-            at.checked_add(interval)
+        let after = |at: Instant, pause: Duration| {
+            at.checked_add(pause)
                 .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
         };
-        let full = last_full.is_none_or(|at| started >= next_full_after(at));
-        current.tick(&mut state, full).await;
+        let started = Instant::now();
+        let full = last_full.is_none_or(|at| started >= after(at, interval));
+        let read = current.tick(&mut state, full).await;
+        let ended = Instant::now();
         if full {
-            last_full = Some(started);
+            last_full = Some(ended);
         }
-        let next_full = next_full_after(last_full.unwrap_or(started));
+        failures = if read { 0 } else { failures.saturating_add(1) };
+        let mut next = after(last_full.unwrap_or(ended), interval);
+        if failures > 0 {
+            let pause = RETRY_PAUSE.saturating_mul(1 << (failures - 1).min(16));
+            next = next.min(after(ended, pause.min(interval)));
+        }
         let wake = current.wake.clone();
         drop(current);
-        tokio::select! {
-            () = sleep_until(next_full) => {}
-            () = wake.notified() => {
-                // A notice that comes meanwhile is kept (one permit) and brings one more read.
-                sleep_until(started + MIN_WAKE_GAP).await;
+        loop {
+            tokio::select! {
+                () = sleep_until(next) => break,
+                () = wake.notified() => {
+                    if failures == 0 {
+                        // A notice that comes meanwhile is kept (one permit): one more read.
+                        sleep_until(started + MIN_WAKE_GAP).await;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -474,8 +494,9 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8
 }
 
 impl Feeds {
-    /// Reads the revocation feed, and with `everything` also the policy.
-    async fn tick(&self, state: &mut PollState, everything: bool) {
+    /// Reads the revocation feed, and with `everything` also the policy; whether the feed was
+    /// read.
+    async fn tick(&self, state: &mut PollState, everything: bool) -> bool {
         self.store.purge();
         let token = match self.tokens.token_logged(false).await {
             Ok(token) => {
@@ -496,7 +517,7 @@ impl Feeds {
                     "cannot get the application token for the revocation feed and policy sync: the state already known stays in force",
                     &error.to_string(),
                 );
-                return;
+                return false;
             }
         };
         let policy = async {
@@ -510,6 +531,7 @@ impl Feeds {
             // Renewed before the next tick asks again.
             self.tokens.invalidate();
         }
+        feed == Outcome::Done
     }
 
     async fn poll_revocations(&self, token: &str, state: &mut FeedState) -> Outcome {

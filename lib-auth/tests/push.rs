@@ -142,3 +142,48 @@ async fn a_flood_of_notices_costs_the_auth_service_a_few_reads() {
     assert!(made >= 1, "woken");
     assert!(made <= bound, "{made} reads of the feed for 2000 notices");
 }
+
+/// Was: a read of the feed set off by a notice that failed (the Auth service restarting, say)
+/// was not tried again before the next poll, an interval later, and the revocation waited for
+/// it; and while the feed kept failing, every notice was another request to it.
+#[tokio::test]
+async fn a_failed_read_is_retried_within_seconds_and_notices_do_not_hurry_it() {
+    let key = TestKey::rsa_a();
+    let fake = FakeAuth::start(&key).await;
+    let prefix = unique_prefix("retry");
+    let auth = subscribed(&fake, &prefix).await;
+    let app = start_app(&auth).await;
+    let carol = token(&key, "carol", VIEWER, now());
+    assert_eq!(app.get("/v1/ledgers", &carol).await, 200);
+
+    let mut publisher = Publisher::new(&prefix).await;
+    fake.set_feed(Answer::Down);
+    fake.publish(json!({"sid": "sid-carol", "expiresAt": now() + 3600}));
+    let reads = fake.feed_requests().len();
+    publisher.publish(r#"{"v":2}"#).await;
+    eventually(Duration::from_secs(2), "the failed read", || async {
+        fake.feed_requests().len() > reads
+    })
+    .await;
+    // Failing: notices for half a second bring no more reads (the retry comes a second
+    // after the failure).
+    let failed = Instant::now();
+    while failed.elapsed() < Duration::from_millis(500) {
+        publisher.publish(r#"{"v":2}"#).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let retries = usize::from(failed.elapsed() >= Duration::from_millis(900));
+    assert!(
+        fake.feed_requests().len() <= reads + 1 + retries,
+        "notices hurried the retry: {} reads",
+        fake.feed_requests().len() - reads
+    );
+    fake.set_feed(Answer::Normal);
+    let took = eventually(
+        Duration::from_secs(3),
+        "carol refused by the retry",
+        || async { app.get("/v1/ledgers", &carol).await == 401 },
+    )
+    .await;
+    eprintln!("the retry read the revocation {took:?} after the feed answered again");
+}

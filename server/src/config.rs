@@ -261,7 +261,7 @@ impl ServerConfig {
                 return Err(invalid(
                     "VALKEY_URL",
                     scheme,
-                    "a redis://, rediss://, valkey:// or valkeys:// URL",
+                    "a redis://, rediss://, valkey:// or valkeys:// URL naming a host (numeric port and database, if any)",
                 ));
             }
             config.valkey_url = Some(Secret::new(v.to_owned()));

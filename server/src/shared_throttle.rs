@@ -13,7 +13,8 @@
 //!
 //! Pending checks are counted in slots of [`PENDING_SLOT`] of wall-clock time: a check counts
 //! in the slot it started in, and a task of its own moves it to each new slot while it runs.
-//! Only the current and the previous slot are read, so a count that nobody takes back (a
+//! A reservation reads only its own slot and the ones just before and after it (where a
+//! check being moved may be), so a count that nobody takes back (a
 //! replica killed during a check, a call Valkey ran after the replica gave up on it) stops
 //! counting within two slots, whatever happens next. Replicas' clocks must agree to within a
 //! few seconds (NTP), as for tokens' `exp`.
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::join_all;
 use lib_auth::Store as SharedStore;
 use tokio::sync::oneshot;
 
@@ -154,14 +156,17 @@ impl SharedThrottle {
     /// store cannot be reached: the replica's own throttle still applies). Never more than the
     /// longest lock this throttle sets, whatever the store says.
     pub async fn locked(&self, keys: &[String]) -> Option<Duration> {
-        let mut longest = None;
-        for key in keys {
-            let Ok(left) = self.store.remaining(&Self::key("lock", key)).await else {
-                return longest;
-            };
-            longest = longest.max(left.map(|left| left.min(MAX_LOCK)));
-        }
-        longest
+        let locks = join_all(keys.iter().map(|key| {
+            let lock = Self::key("lock", key);
+            async move { self.store.remaining(&lock).await }
+        }))
+        .await;
+        locks
+            .into_iter()
+            .filter_map(Result::ok)
+            .flatten()
+            .map(|left| left.min(MAX_LOCK))
+            .max()
     }
 
     /// Admits a password check of `keys` on behalf of every replica: the check is counted as
@@ -234,53 +239,84 @@ impl SharedThrottle {
         verdict.map(|admitted| admitted.map(|()| slot))
     }
 
+    /// Counts the check in `slot` and judges it. Each step asks about every key at once (one
+    /// round trip), the steps one after the other, in an order that never undercounts:
+    ///
+    /// 1. checks pending in the previous slot, 2. this check, counted in `slot`, 3. checks
+    ///    in the next slot: a keeper moves a check by counting it in the new slot before
+    ///    taking it from the old one, so a check moved meanwhile (from the previous slot into
+    ///    this one, or from this one into the next, if the slot turned while this ran) is seen
+    ///    once or twice, never missed;
+    /// 4. failures, read after the pending checks: a settled check's failure is counted before
+    ///    its pending count is taken back;
+    /// 5. locks, read last: a lock is set before the failures it ends are cleared.
     async fn count_and_judge(
         &self,
         slot: u64,
         keys: &[String],
         counted: &mut Vec<String>,
     ) -> Result<Option<()>, Duration> {
-        let mut pending = Vec::with_capacity(keys.len());
-        for key in keys {
-            // The checks still in the previous slot, read first: a keeper moves a check by
-            // counting it in the new slot, then taking it from the old one, so a check being
-            // moved meanwhile is seen in one or the other (or both), never in neither.
-            let Ok(before) = self
-                .count(&Self::pending_key(slot.saturating_sub(1), key))
-                .await
-            else {
-                return Ok(None);
-            };
-            let Ok(now) = self
-                .store
-                .add(&Self::pending_key(slot, key), 1, PENDING_TTL)
-                .await
-            else {
-                return Ok(None);
-            };
-            counted.push(key.clone());
-            pending.push(now.saturating_add(before));
+        let before = self
+            .counts(keys, |key| Self::pending_key(slot.saturating_sub(1), key))
+            .await;
+        let Ok(before) = before else {
+            return Ok(None);
+        };
+        let added = join_all(keys.iter().map(|key| {
+            let pending = Self::pending_key(slot, key);
+            async move { self.store.add(&pending, 1, PENDING_TTL).await }
+        }))
+        .await;
+        let mut now = Vec::with_capacity(keys.len());
+        for (key, added) in keys.iter().zip(added) {
+            if let Ok(count) = added {
+                counted.push(key.clone());
+                now.push(count);
+            }
         }
-        for (key, pending) in keys.iter().zip(pending) {
-            let Ok(failures) = self.count(&Self::key("fails", key)).await else {
-                return Ok(None);
-            };
+        if now.len() < keys.len() {
+            return Ok(None);
+        }
+        let after = self
+            .counts(keys, |key| Self::pending_key(slot.saturating_add(1), key))
+            .await;
+        let Ok(after) = after else {
+            return Ok(None);
+        };
+        let Ok(failures) = self.counts(keys, |key| Self::key("fails", key)).await else {
+            return Ok(None);
+        };
+        for (i, key) in keys.iter().enumerate() {
             let limit = self.limit_of(key);
-            if failures >= limit {
+            if failures[i] >= limit {
                 // The attempt that reached the limit is locking the key.
                 let wait = self.locked(std::slice::from_ref(key)).await;
                 return Err(wait.unwrap_or(self.window));
             }
-            if failures.saturating_add(pending) > limit {
+            let pending = before[i].saturating_add(now[i]).saturating_add(after[i]);
+            if failures[i].saturating_add(pending) > limit {
                 return Err(BUSY_RETRY);
             }
         }
-        // Read last: a lock set while the counts were read (it is set before the failures
-        // are cleared) is seen here.
         match self.locked(keys).await {
             Some(wait) => Err(wait),
             None => Ok(Some(())),
         }
+    }
+
+    /// The counters `name` gives for each of `keys`, read at once.
+    async fn counts(
+        &self,
+        keys: &[String],
+        name: impl Fn(&str) -> String,
+    ) -> Result<Vec<i64>, lib_auth::StoreError> {
+        join_all(keys.iter().map(|key| {
+            let counter = name(key);
+            async move { self.count(&counter).await }
+        }))
+        .await
+        .into_iter()
+        .collect()
     }
 
     /// A counter's value (0 if absent or not a number).
@@ -735,7 +771,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_store_refuses_as_busy_after_one_budget_and_leaves_nothing_pending() {
         let local = LocalStore::new("t", 1000);
-        let store = Faulty::new(local.clone(), Duration::from_millis(250));
+        let store = Faulty::new(local.clone(), Duration::from_millis(290));
         let throttle = SharedThrottle::new(store, 5, Duration::from_secs(60));
         let k = keys("carol", "10.0.0.3");
         let started = Instant::now();
@@ -785,9 +821,9 @@ mod tests {
             SharedThrottle::new(store.clone(), 1, Duration::from_secs(60)).with_slot(slot);
         let k = keys("gina", "10.0.0.7");
         for _ in 0..5 {
-            // Admission (six slow calls of 20 ms) from 220 ms into a slot to about 340 ms.
+            // Admission (four steps of 20 ms) from 250 ms into a slot to about 330 ms.
             tokio::time::sleep(throttle.until_after(throttle.current_slot())).await;
-            tokio::time::sleep(Duration::from_millis(220)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let counted_in = throttle.current_slot();
             store.set_delay(Duration::from_millis(20));
             let reservation = throttle.reserve(&k).await.unwrap().shared();
@@ -812,5 +848,33 @@ mod tests {
             return;
         }
         panic!("no admission straddled a slot boundary in five tries");
+    }
+
+    /// Was: a reservation on a slow replica, counting in a slot that ended while it ran,
+    /// missed a check that another replica's keeper moved out of that slot into the next one
+    /// meanwhile, and was admitted beside it over the limit.
+    #[tokio::test]
+    async fn a_reservation_whose_slot_ends_meanwhile_sees_a_check_moved_on() {
+        let slot = Duration::from_millis(300);
+        let local = LocalStore::new("t", 1000);
+        let fast = Faulty::new(local.clone(), Duration::ZERO);
+        let slow = Faulty::new(local, Duration::from_millis(40));
+        let a = SharedThrottle::new(fast, 1, Duration::from_secs(60)).with_slot(slot);
+        let b = SharedThrottle::new(slow, 1, Duration::from_secs(60)).with_slot(slot);
+        let k = keys("hank", "10.0.0.8");
+        // Replica A: one check under way (limit 1), admitted early in a slot.
+        tokio::time::sleep(a.until_after(a.current_slot()) + Duration::from_millis(20)).await;
+        let first = a.reserve(&k).await.unwrap().shared();
+        // Replica B, slow, starts 15 ms before the next slot: its count in the old slot lands
+        // after A's keeper moved the check on (5 ms into the new slot).
+        let left = a.until_after(a.current_slot());
+        tokio::time::sleep(left.saturating_sub(Duration::from_millis(15))).await;
+        let second = b.reserve(&k).await;
+        assert_eq!(
+            second.unwrap_err(),
+            BUSY_RETRY,
+            "a second check beside the first"
+        );
+        first.succeeded().await;
     }
 }
