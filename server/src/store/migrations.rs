@@ -104,6 +104,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_by_time ON audit_events(at);
     CREATE INDEX revocations_by_subject ON revocations(sub);
     "#,
+    // 3: revocations looked up by session (a session is revoked once).
+    r#"
+    CREATE INDEX revocations_by_session ON revocations(sid, expires_at);
+    "#,
 ];
 
 /// Applies the migrations the database has not seen, each in its own transaction.

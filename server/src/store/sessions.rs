@@ -188,7 +188,17 @@ fn end_session_in(
         "UPDATE refresh_tokens SET used_at = ?2 WHERE session_id = ?1 AND used_at IS NULL",
         params![session_id, now],
     )?;
-    insert_revocation(tx, Some(session_id), None, None, revoke_until)?;
+    // Revoked already (a replayed logout): the revocation in force covers every token of
+    // the session, none of which can be issued once it has ended, so none is added; else
+    // one ID token replayed to the logout endpoint added a row to the feed per call.
+    let revoked: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM revocations WHERE sid = ?1 AND expires_at > ?2)",
+        params![session_id, now],
+        |row| row.get(0),
+    )?;
+    if !revoked {
+        insert_revocation(tx, Some(session_id), None, None, revoke_until)?;
+    }
     Ok(())
 }
 
