@@ -243,10 +243,12 @@ impl SharedThrottle {
     /// round trip), the steps one after the other, in an order that never undercounts:
     ///
     /// 1. checks pending in the previous slot, 2. this check, counted in `slot`, 3. checks
-    ///    in the next slot: a keeper moves a check by counting it in the new slot before
-    ///    taking it from the old one, so a check moved meanwhile (from the previous slot into
-    ///    this one, or from this one into the next, if the slot turned while this ran) is seen
-    ///    once or twice, never missed;
+    ///    in the next slot, and in the previous slot again. A keeper moves a check by counting
+    ///    it in the new slot before taking it from the old one, so a check moved meanwhile
+    ///    (from the previous slot into this one, or from this one into the next, if the slot
+    ///    turned while this ran) is seen once or twice, never missed. And of two checks
+    ///    counted at once in adjacent slots, each reads the other's slot after counting in its
+    ///    own, so at least one of them sees the other;
     /// 4. failures, read after the pending checks: a settled check's failure is counted before
     ///    its pending count is taken back;
     /// 5. locks, read last: a lock is set before the failures it ends are cleared.
@@ -277,10 +279,11 @@ impl SharedThrottle {
         if now.len() < keys.len() {
             return Ok(None);
         }
-        let after = self
-            .counts(keys, |key| Self::pending_key(slot.saturating_add(1), key))
-            .await;
-        let Ok(after) = after else {
+        let (after, again) = tokio::join!(
+            self.counts(keys, |key| Self::pending_key(slot.saturating_add(1), key)),
+            self.counts(keys, |key| Self::pending_key(slot.saturating_sub(1), key)),
+        );
+        let (Ok(after), Ok(again)) = (after, again) else {
             return Ok(None);
         };
         let Ok(failures) = self.counts(keys, |key| Self::key("fails", key)).await else {
@@ -293,7 +296,10 @@ impl SharedThrottle {
                 let wait = self.locked(std::slice::from_ref(key)).await;
                 return Err(wait.unwrap_or(self.window));
             }
-            let pending = before[i].saturating_add(now[i]).saturating_add(after[i]);
+            let pending = before[i]
+                .max(again[i])
+                .saturating_add(now[i])
+                .saturating_add(after[i]);
             if failures[i].saturating_add(pending) > limit {
                 return Err(BUSY_RETRY);
             }
@@ -876,5 +882,124 @@ mod tests {
             "a second check beside the first"
         );
         first.succeeded().await;
+    }
+
+    /// A store that delays reads (or counts up) of the keys containing a given text.
+    #[derive(Debug)]
+    struct Scripted {
+        inner: LocalStore,
+        slow_get: Vec<(String, Duration)>,
+        slow_add: Vec<(String, Duration)>,
+    }
+
+    impl Scripted {
+        async fn wait(rules: &[(String, Duration)], key: &str) {
+            for (part, delay) in rules {
+                if key.contains(part.as_str()) {
+                    tokio::time::sleep(*delay).await;
+                }
+            }
+        }
+    }
+
+    impl SharedStore for Scripted {
+        fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(async move {
+                Self::wait(&self.slow_get, key).await;
+                self.inner.get(key).await
+            })
+        }
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+            ttl: Duration,
+        ) -> lib_auth::StoreFuture<'a, ()> {
+            self.inner.set(key, value, ttl)
+        }
+        fn delete<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, ()> {
+            self.inner.delete(key)
+        }
+        fn add<'a>(
+            &'a self,
+            key: &'a str,
+            amount: i64,
+            ttl: Duration,
+        ) -> lib_auth::StoreFuture<'a, i64> {
+            Box::pin(async move {
+                if amount > 0 {
+                    Self::wait(&self.slow_add, key).await;
+                }
+                self.inner.add(key, amount, ttl).await
+            })
+        }
+        fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> lib_auth::StoreFuture<'a, ()> {
+            self.inner.expire(key, ttl)
+        }
+        fn remaining<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Duration>> {
+            self.inner.remaining(key)
+        }
+    }
+
+    /// Was: replica A counting a check in slot s (reading s - 1 first, s + 1 after) and
+    /// replica B counting one in s + 1 (reading s first) could each read the other's slot
+    /// before the other counted there: two checks ran at once under a limit of one.
+    #[tokio::test]
+    async fn checks_counted_at_once_in_adjacent_slots_see_each_other() {
+        let slot = Duration::from_millis(500);
+        let local = LocalStore::new("t", 1000);
+        let probe = SharedThrottle::new(Arc::new(local.clone()), 1, Duration::from_secs(60))
+            .with_slot(slot);
+        if probe.until_after(probe.current_slot()) < Duration::from_millis(150) {
+            tokio::time::sleep(probe.until_after(probe.current_slot()) + Duration::from_millis(5))
+                .await;
+        }
+        let s = probe.current_slot();
+        let delay = Duration::from_millis(60);
+        let a = SharedThrottle::new(
+            Arc::new(Scripted {
+                inner: local.clone(),
+                // Its reads of the previous slot and of the failures are slow: its keeper
+                // moves its check into s + 1 only after those.
+                slow_get: vec![
+                    (format!("pending:{}:", s - 1), delay),
+                    ("fails:".to_owned(), delay),
+                ],
+                slow_add: vec![],
+            }),
+            1,
+            Duration::from_secs(60),
+        )
+        .with_slot(slot);
+        let b = SharedThrottle::new(
+            Arc::new(Scripted {
+                inner: local.clone(),
+                slow_get: vec![],
+                slow_add: vec![(format!("pending:{}:", s + 1), delay)],
+            }),
+            1,
+            Duration::from_secs(60),
+        )
+        .with_slot(slot);
+        let k = keys("ivan", "10.0.0.10");
+        // A starts 20 ms before the boundary (slot s), B 10 ms after it (slot s + 1).
+        tokio::time::sleep(probe.until_after(s) - Duration::from_millis(20)).await;
+        let first = tokio::spawn({
+            let (a, k) = (a.clone(), k.clone());
+            async move { a.reserve(&k).await }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(b.current_slot(), s + 1);
+        let second = b.reserve(&k).await;
+        let first = first.await.unwrap();
+        eprintln!(
+            "first admitted: {}, second admitted: {}",
+            first.is_ok(),
+            second.is_ok()
+        );
+        assert!(
+            !(first.is_ok() && second.is_ok()),
+            "two checks admitted at once under a limit of one"
+        );
     }
 }
