@@ -10,6 +10,9 @@
 //! being read brings one more read after it, and a flood of them brings at most one read per
 //! [`MIN_WAKE_GAP`](crate::sync::MIN_WAKE_GAP).
 //!
+//! The subscription is pinged every few seconds, so a connection that died without a word (a
+//! NAT or load balancer dropping it when idle) is found out and opened again.
+//!
 //! The feed's polls stay. They are the fallback while Valkey cannot be reached, and after
 //! every (re)subscription the feed is read at once, which catches up with whatever was
 //! published while this validator was not listening. Valkey down therefore never lets a
@@ -29,6 +32,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The first pause after a lost connection; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the subscription is pinged: a connection that died without a word (a NAT or
+/// load balancer dropping it when idle, a Valkey host gone) would otherwise lose every notice
+/// unnoticed, leaving revocations to the polls.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long a ping may take before the connection counts as lost.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 const SOURCE: &str = "valkey revocation channel";
 const DOWN: &str = "cannot listen for pushed revocations: they arrive with the revocation feed's polls until Valkey answers again";
@@ -82,13 +91,21 @@ async fn listen(
         Ok(client) => client,
         Err(e) => return Ended::Lost(e.to_string()),
     };
-    let mut pubsub = match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
+    let pubsub = match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
         Ok(Ok(pubsub)) => pubsub,
         Ok(Err(e)) => return Ended::Lost(e.to_string()),
         Err(_) => return Ended::Lost("connecting timed out".to_owned()),
     };
-    if let Err(e) = pubsub.subscribe(subscription.channel.as_str()).await {
-        return Ended::Lost(e.to_string());
+    let (mut sink, mut messages) = pubsub.split();
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        sink.subscribe(subscription.channel.as_str()),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Ended::Lost(e.to_string()),
+        Err(_) => return Ended::Lost("subscribing timed out".to_owned()),
     }
     outage.recovered(SOURCE);
     tracing::info!(channel = %subscription.channel, "listening for pushed revocations");
@@ -99,12 +116,26 @@ async fn listen(
         Some(feeds) => feeds.poll_now(),
         None => return Ended::FeedsGone,
     }
-    let mut messages = pubsub.on_message();
-    while messages.next().await.is_some() {
-        let Some(feeds) = feeds.upgrade() else {
-            return Ended::FeedsGone;
-        };
-        feeds.poll_now();
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                if message.is_none() {
+                    return Ended::Lost("the connection was closed".to_owned());
+                }
+                let Some(feeds) = feeds.upgrade() else {
+                    return Ended::FeedsGone;
+                };
+                feeds.poll_now();
+            }
+            _ = pings.tick() => {
+                // Notices that come meanwhile wait in the stream.
+                match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Ended::Lost(e.to_string()),
+                    Err(_) => return Ended::Lost("no answer to a ping within 2 s".to_owned()),
+                }
+            }
+        }
     }
-    Ended::Lost("the connection was closed".to_owned())
 }

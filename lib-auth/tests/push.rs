@@ -187,3 +187,110 @@ async fn a_failed_read_is_retried_within_seconds_and_notices_do_not_hurry_it() {
     .await;
     eprintln!("the retry read the revocation {took:?} after the feed answered again");
 }
+
+/// A TCP proxy to the test Valkey whose connections, once [`Proxy::kill_open`] is called,
+/// stay open but carry nothing more either way (a NAT or load balancer that dropped them when
+/// idle); connections opened after it work.
+struct Proxy {
+    url: String,
+    /// Connections numbered below this one are dead.
+    dead_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Copies `from` to `to` while connection `number` is alive.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    number: u64,
+    dead_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+        if number >= dead_below.load(Ordering::SeqCst) && to.write_all(&buffer[..n]).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        let upstream = valkey_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let (dead_below, next) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (dead, counter) = (dead_below.clone(), next.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let number = counter.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let ((client_read, client_write), (server_read, server_write)) =
+                    (client.into_split(), server.into_split());
+                tokio::spawn(pump(client_read, server_write, number, dead.clone()));
+                tokio::spawn(pump(server_read, client_write, number, dead.clone()));
+            }
+        });
+        Proxy {
+            url,
+            dead_below,
+            next,
+        }
+    }
+
+    fn kill_open(&self) {
+        use std::sync::atomic::Ordering;
+        self.dead_below
+            .store(self.next.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// Was: a subscription whose connection died without a word was never noticed (no ping, no
+/// keepalive): every notice was lost and revocations waited for the polls, unlogged.
+#[tokio::test]
+async fn a_subscription_that_dies_silently_is_noticed_and_renewed() {
+    let key = TestKey::rsa_a();
+    let fake = FakeAuth::start(&key).await;
+    let prefix = unique_prefix("silent");
+    let proxy = Proxy::start().await;
+    let auth = Auth::new(
+        config(&fake)
+            .revocation_poll_interval(Duration::from_secs(3600))
+            .valkey_url(proxy.url.clone())
+            .valkey_prefix(prefix.clone()),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(5), "subscribed", || async {
+        fake.feed_requests().len() >= 2
+    })
+    .await;
+    let app = start_app(&auth).await;
+    let dave = token(&key, "dave", VIEWER, now());
+    assert_eq!(app.get("/v1/ledgers", &dave).await, 200);
+
+    proxy.kill_open();
+    fake.publish(json!({"sid": "sid-dave", "expiresAt": now() + 3600}));
+    let mut publisher = Publisher::new(&prefix).await;
+    assert_eq!(
+        publisher.publish(r#"{"v":2}"#).await,
+        1,
+        "Valkey delivered it"
+    );
+    // Lost on the way; the next ping (every 5 s, 2 s to answer) finds the connection dead,
+    // and the feed is read on subscribing again.
+    let took = eventually(Duration::from_secs(12), "dave refused", || async {
+        app.get("/v1/ledgers", &dave).await == 401
+    })
+    .await;
+    eprintln!("a notice lost on a dead connection: revocation read {took:?} later");
+}
