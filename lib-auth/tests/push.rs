@@ -13,17 +13,6 @@ use lib_auth::{Auth, revocation_channel};
 use lib_auth_testkit::{TestKey, now};
 use serde_json::json;
 
-fn valkey_url() -> String {
-    std::env::var("LIB_AUTH_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("lib-auth-test-push-{test}-{}-{nanos}", std::process::id())
-}
-
 /// A validator of `fake` subscribed to the channel of `prefix`, which polls only once an hour:
 /// whatever it reads sooner, a notice made it read.
 async fn subscribed(fake: &FakeAuth, prefix: &str) -> Auth {
@@ -75,7 +64,7 @@ impl Publisher {
 async fn a_message_revokes_nothing_itself_it_only_makes_the_validator_read_its_feed() {
     let key = TestKey::rsa_a();
     let fake = FakeAuth::start(&key).await;
-    let prefix = unique_prefix("forged");
+    let prefix = unique_prefix("push", "forged");
     let auth = subscribed(&fake, &prefix).await;
     let app = start_app(&auth).await;
     let alice = token(&key, "alice", VIEWER, now());
@@ -114,7 +103,7 @@ async fn a_message_revokes_nothing_itself_it_only_makes_the_validator_read_its_f
 async fn a_flood_of_notices_costs_the_auth_service_a_few_reads() {
     let key = TestKey::rsa_a();
     let fake = FakeAuth::start(&key).await;
-    let prefix = unique_prefix("flood");
+    let prefix = unique_prefix("push", "flood");
     let auth = subscribed(&fake, &prefix).await;
     let app = start_app(&auth).await;
     let bob = token(&key, "bob", VIEWER, now());
@@ -150,7 +139,7 @@ async fn a_flood_of_notices_costs_the_auth_service_a_few_reads() {
 async fn a_failed_read_is_retried_within_seconds_and_notices_do_not_hurry_it() {
     let key = TestKey::rsa_a();
     let fake = FakeAuth::start(&key).await;
-    let prefix = unique_prefix("retry");
+    let prefix = unique_prefix("push", "retry");
     let auth = subscribed(&fake, &prefix).await;
     let app = start_app(&auth).await;
     let carol = token(&key, "carol", VIEWER, now());
@@ -261,7 +250,7 @@ impl Proxy {
 async fn a_subscription_that_dies_silently_is_noticed_and_renewed() {
     let key = TestKey::rsa_a();
     let fake = FakeAuth::start(&key).await;
-    let prefix = unique_prefix("silent");
+    let prefix = unique_prefix("push", "silent");
     let proxy = Proxy::start().await;
     let auth = Auth::new(
         config(&fake)

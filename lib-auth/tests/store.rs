@@ -2,21 +2,13 @@
 //! against a real Redis-protocol server (the CI machine's on 127.0.0.1:6379, or
 //! `LIB_AUTH_TEST_VALKEY_URL`), each test under a key prefix of its own.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{unique_prefix, valkey_url};
 use lib_auth::{LocalStore, Store, StoreError, ValkeyStore};
-
-fn valkey_url() -> String {
-    std::env::var("LIB_AUTH_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("lib-auth-test-store-{test}-{}-{nanos}", std::process::id())
-}
 
 /// What every implementation must do.
 async fn keeps_the_contract(store: &dyn Store) {
@@ -121,17 +113,22 @@ async fn counts_every_parallel_addition(store: Arc<dyn Store>) {
 
 #[tokio::test]
 async fn the_local_store_keeps_the_contract() {
-    keeps_the_contract(&LocalStore::new(&unique_prefix("local"), 1000)).await;
+    keeps_the_contract(&LocalStore::new(&unique_prefix("store", "local"), 1000)).await;
     counts_every_parallel_addition(Arc::new(LocalStore::new("p", 1000))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_valkey_store_keeps_the_contract() {
     let url = valkey_url();
-    keeps_the_contract(&ValkeyStore::new(&url, &unique_prefix("valkey"), "test")).await;
+    keeps_the_contract(&ValkeyStore::new(
+        &url,
+        &unique_prefix("store", "valkey"),
+        "test",
+    ))
+    .await;
     counts_every_parallel_addition(Arc::new(ValkeyStore::new(
         &url,
-        &unique_prefix("parallel"),
+        &unique_prefix("store", "parallel"),
         "test",
     )))
     .await;
@@ -140,10 +137,10 @@ async fn the_valkey_store_keeps_the_contract() {
 #[tokio::test]
 async fn valkey_keys_live_under_the_prefix_with_a_ttl_and_namespaces_do_not_mix() {
     let url = valkey_url();
-    let prefix = unique_prefix("ns");
+    let prefix = unique_prefix("store", "ns");
     let a = ValkeyStore::new(&url, &prefix, "test");
     let b = ValkeyStore::new(&url, &prefix, "test");
-    let other = ValkeyStore::new(&url, &unique_prefix("other"), "test");
+    let other = ValkeyStore::new(&url, &unique_prefix("store", "other"), "test");
     a.set("k", b"v", Duration::from_secs(30)).await.unwrap();
     a.add("n", 1, Duration::from_secs(30)).await.unwrap();
     assert_eq!(

@@ -696,35 +696,56 @@ mod tests {
             .await;
     }
 
-    /// A store whose reads and counts take `delay` (within Valkey's own deadline), and whose
-    /// every call fails while `down`.
+    /// Delays of the calls on keys containing a text ("" for every key).
+    type Delays = Vec<(String, Duration)>;
+
+    /// A store whose reads (and counts up) of chosen keys are slow (within Valkey's own
+    /// deadline), and whose every call fails while `down`.
     #[derive(Debug)]
     struct Faulty {
         inner: LocalStore,
-        delay: std::sync::Mutex<Duration>,
+        slow_get: std::sync::Mutex<Delays>,
+        slow_add: std::sync::Mutex<Delays>,
         down: AtomicBool,
     }
 
     impl Faulty {
+        /// Every read and count up takes `delay`.
         fn new(inner: LocalStore, delay: Duration) -> Arc<Faulty> {
+            Faulty::scripted(
+                inner,
+                vec![(String::new(), delay)],
+                vec![(String::new(), delay)],
+            )
+        }
+
+        fn scripted(inner: LocalStore, slow_get: Delays, slow_add: Delays) -> Arc<Faulty> {
             Arc::new(Faulty {
                 inner,
-                delay: std::sync::Mutex::new(delay),
+                slow_get: std::sync::Mutex::new(slow_get),
+                slow_add: std::sync::Mutex::new(slow_add),
                 down: AtomicBool::new(false),
             })
         }
 
         fn set_delay(&self, delay: Duration) {
-            *self.delay.lock().unwrap() = delay;
+            *self.slow_get.lock().unwrap() = vec![(String::new(), delay)];
+            *self.slow_add.lock().unwrap() = vec![(String::new(), delay)];
         }
 
         async fn call<T>(
             &self,
-            slow: bool,
+            delays: Option<(&std::sync::Mutex<Delays>, &str)>,
             call: lib_auth::StoreFuture<'_, T>,
         ) -> Result<T, lib_auth::StoreError> {
-            if slow {
-                let delay = *self.delay.lock().unwrap();
+            if let Some((delays, key)) = delays {
+                let delay: Duration = delays
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(part, _)| key.contains(part.as_str()))
+                    .map(|(_, delay)| *delay)
+                    .sum();
                 tokio::time::sleep(delay).await;
             }
             if self.down.load(Ordering::Relaxed) {
@@ -739,7 +760,7 @@ mod tests {
 
     impl SharedStore for Faulty {
         fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
-            Box::pin(self.call(true, self.inner.get(key)))
+            Box::pin(self.call(Some((&self.slow_get, key)), self.inner.get(key)))
         }
         fn set<'a>(
             &'a self,
@@ -747,10 +768,10 @@ mod tests {
             value: &'a [u8],
             ttl: Duration,
         ) -> lib_auth::StoreFuture<'a, ()> {
-            Box::pin(self.call(false, self.inner.set(key, value, ttl)))
+            Box::pin(self.call(None, self.inner.set(key, value, ttl)))
         }
         fn delete<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, ()> {
-            Box::pin(self.call(false, self.inner.delete(key)))
+            Box::pin(self.call(None, self.inner.delete(key)))
         }
         fn add<'a>(
             &'a self,
@@ -758,13 +779,14 @@ mod tests {
             amount: i64,
             ttl: Duration,
         ) -> lib_auth::StoreFuture<'a, i64> {
-            Box::pin(self.call(true, self.inner.add(key, amount, ttl)))
+            let delays = (amount > 0).then_some((&self.slow_add, key));
+            Box::pin(self.call(delays, self.inner.add(key, amount, ttl)))
         }
         fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> lib_auth::StoreFuture<'a, ()> {
-            Box::pin(self.call(false, self.inner.expire(key, ttl)))
+            Box::pin(self.call(None, self.inner.expire(key, ttl)))
         }
         fn remaining<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Duration>> {
-            Box::pin(self.call(false, self.inner.remaining(key)))
+            Box::pin(self.call(None, self.inner.remaining(key)))
         }
     }
 
@@ -884,63 +906,6 @@ mod tests {
         first.succeeded().await;
     }
 
-    /// A store that delays reads (or counts up) of the keys containing a given text.
-    #[derive(Debug)]
-    struct Scripted {
-        inner: LocalStore,
-        slow_get: Vec<(String, Duration)>,
-        slow_add: Vec<(String, Duration)>,
-    }
-
-    impl Scripted {
-        async fn wait(rules: &[(String, Duration)], key: &str) {
-            for (part, delay) in rules {
-                if key.contains(part.as_str()) {
-                    tokio::time::sleep(*delay).await;
-                }
-            }
-        }
-    }
-
-    impl SharedStore for Scripted {
-        fn get<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Vec<u8>>> {
-            Box::pin(async move {
-                Self::wait(&self.slow_get, key).await;
-                self.inner.get(key).await
-            })
-        }
-        fn set<'a>(
-            &'a self,
-            key: &'a str,
-            value: &'a [u8],
-            ttl: Duration,
-        ) -> lib_auth::StoreFuture<'a, ()> {
-            self.inner.set(key, value, ttl)
-        }
-        fn delete<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, ()> {
-            self.inner.delete(key)
-        }
-        fn add<'a>(
-            &'a self,
-            key: &'a str,
-            amount: i64,
-            ttl: Duration,
-        ) -> lib_auth::StoreFuture<'a, i64> {
-            Box::pin(async move {
-                if amount > 0 {
-                    Self::wait(&self.slow_add, key).await;
-                }
-                self.inner.add(key, amount, ttl).await
-            })
-        }
-        fn expire<'a>(&'a self, key: &'a str, ttl: Duration) -> lib_auth::StoreFuture<'a, ()> {
-            self.inner.expire(key, ttl)
-        }
-        fn remaining<'a>(&'a self, key: &'a str) -> lib_auth::StoreFuture<'a, Option<Duration>> {
-            self.inner.remaining(key)
-        }
-    }
-
     /// Was: replica A counting a check in slot s (reading s - 1 first, s + 1 after) and
     /// replica B counting one in s + 1 (reading s first) could each read the other's slot
     /// before the other counted there: two checks ran at once under a limit of one.
@@ -957,26 +922,26 @@ mod tests {
         let s = probe.current_slot();
         let delay = Duration::from_millis(60);
         let a = SharedThrottle::new(
-            Arc::new(Scripted {
-                inner: local.clone(),
-                // Its reads of the previous slot and of the failures are slow: its keeper
-                // moves its check into s + 1 only after those.
-                slow_get: vec![
+            // Its reads of the previous slot and of the failures are slow: its keeper moves
+            // its check into s + 1 only after those.
+            Faulty::scripted(
+                local.clone(),
+                vec![
                     (format!("pending:{}:", s - 1), delay),
                     ("fails:".to_owned(), delay),
                 ],
-                slow_add: vec![],
-            }),
+                vec![],
+            ),
             1,
             Duration::from_secs(60),
         )
         .with_slot(slot);
         let b = SharedThrottle::new(
-            Arc::new(Scripted {
-                inner: local.clone(),
-                slow_get: vec![],
-                slow_add: vec![(format!("pending:{}:", s + 1), delay)],
-            }),
+            Faulty::scripted(
+                local.clone(),
+                vec![],
+                vec![(format!("pending:{}:", s + 1), delay)],
+            ),
             1,
             Duration::from_secs(60),
         )

@@ -382,6 +382,20 @@ impl App {
     }
 }
 
+/// The Redis-protocol server of the Valkey tests: the CI machine's on 127.0.0.1:6379, or
+/// `LIB_AUTH_TEST_VALKEY_URL`.
+pub fn valkey_url() -> String {
+    std::env::var("LIB_AUTH_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Valkey key prefix nobody else uses: `lib-auth-test-<area>-<test>-<pid>-<nanos>`.
+pub fn unique_prefix(area: &str, test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("lib-auth-test-{area}-{test}-{}-{nanos}", std::process::id())
+}
+
 /// Waits (polling every 10 ms) until `check` holds, for at most `within`; returns the time it
 /// took, or panics with `what`.
 pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
